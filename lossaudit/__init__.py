@@ -1,0 +1,1 @@
+"""lossaudit: property-based audits of YOLO-style detection losses, component by component."""

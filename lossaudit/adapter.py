@@ -1,0 +1,393 @@
+"""Calls the user's loss: the only place lossaudit's core touches TensorFlow.
+
+The adapter turns a loss into numbers the properties can reason about: per-component values,
+per-sample values where the loss gives them, and the gradient of every component with respect
+to the raw predictions ``(batch, H, W, anchors, 5 + C)``. It
+
+- accepts a plain function ``loss(y_true, y_pred)``, a Keras ``Loss`` instance, or anything
+  callable the same way;
+- reads components from a returned mapping, or captures the ones the loss logs with
+  ``tf.summary.scalar`` (the seed write-up's style) without changing the loss;
+- traces the loss once per input shape under ``tf.function`` (and under XLA on request) and
+  falls back to eager execution when tracing fails, keeping the tracing error for the
+  ``total.graph_parity`` property;
+- turns anything the loss raises into :class:`~lossaudit.errors.LossError` with the loss's own
+  message and the line of the user's code it came from.
+
+TensorFlow is imported lazily, inside functions, so ``import lossaudit`` stays cheap.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import re
+import sys
+import traceback
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from lossaudit.errors import InvalidArgument, LossError, did_you_mean, invalid
+from lossaudit.scenarios import Case
+
+__all__ = [
+    "BASE_ROLES",
+    "ROLES",
+    "Adapter",
+    "Evaluation",
+    "role_for_name",
+]
+
+#: Components a loss can report, in the canonical order.
+BASE_ROLES = ("coordinates", "objects", "no_objects", "classification")
+#: Every role a reported name can map to. ``confidence`` is objects + no_objects combined;
+#: ``ignore`` drops a logged value from the audit.
+ROLES = (*BASE_ROLES, "confidence", "total", "ignore")
+
+_HEURISTIC: tuple[tuple[str, str], ...] = (
+    # Checked in order: the no-object patterns must win over the object ones.
+    (r"^(no_?obj|non_?obj|noobj|no_objects?|nonobject)", "no_objects"),
+    (r"^(xy|wh|box|bbox|giou|ciou|diou|iou|coord|loc)", "coordinates"),
+    (r"^(cls|class|prob)", "classification"),
+    (r"^(obj|has_obj)", "objects"),
+    (r"^conf", "confidence"),
+    (r"^(total|loss$|sum$)", "total"),
+)
+
+
+def role_for_name(name: str, explicit: Mapping[str, str] | None = None) -> str | None:
+    """Canonical role of a component name, by explicit mapping first, then the heuristic.
+
+    The heuristic (documented in the README) lower-cases the name, drops a leading
+    ``loss_``/``loss/`` and matches its start: ``noobj*``, ``no_object*`` -> no_objects;
+    ``xy*``, ``wh*``, ``box*``, ``giou*``, ``coord*`` -> coordinates; ``cls*``, ``class*``,
+    ``prob*`` -> classification; ``obj*`` -> objects; ``conf*`` -> confidence (objects and
+    no_objects combined); ``total*`` -> total. Anything else is ``None`` (not audited).
+
+    Example:
+        >>> role_for_name("no_objects_loss_sum"), role_for_name("xy_loss"), role_for_name("conf")
+        ('no_objects', 'coordinates', 'confidence')
+    """
+    if explicit and name in explicit:
+        return explicit[name]
+    n = name.strip().lower().replace("-", "_").replace(" ", "_")
+    n = re.sub(r"^(loss[_/])", "", n).split("/")[-1]
+    if n in ROLES:
+        return n
+    for pattern, role in _HEURISTIC:
+        if re.match(pattern, n):
+            return role
+    return None
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """One loss evaluation on one case.
+
+    ``values[role]`` is the component's scalar (per-sample vectors reduced by their mean, as
+    Keras does); ``per_sample[role]`` the ``(batch,)`` vector where the loss gave one;
+    ``grads[role]`` the gradient of ``values[role]`` with respect to ``y_pred``, shape
+    ``(batch, H, W, anchors, 5 + C)``; ``connected[role]`` False where TensorFlow found no path
+    from the predictions to the component at all.
+    """
+
+    values: dict[str, float]
+    per_sample: dict[str, np.ndarray]
+    grads: dict[str, np.ndarray]
+    connected: dict[str, bool]
+    total_given: bool
+    names: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    @property
+    def roles(self) -> tuple[str, ...]:
+        return tuple(r for r in (*BASE_ROLES, "confidence", "total") if r in self.values)
+
+
+def _tf() -> Any:
+    tf = sys.modules.get("tensorflow")
+    if tf is None:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        import tensorflow as tf
+    return tf
+
+
+def _where_in_user_code(exc: BaseException) -> str:
+    """``file:line`` of the innermost frame outside TensorFlow, Keras and lossaudit."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    skip = (
+        f"{os.sep}tensorflow{os.sep}",
+        f"{os.sep}keras{os.sep}",
+        f"{os.sep}lossaudit{os.sep}adapter.py",
+        f"{os.sep}lossaudit{os.sep}audit.py",
+        f"{os.sep}site-packages{os.sep}",
+    )
+    for frame in reversed(frames):
+        if not any(s in frame.filename for s in skip):
+            return f" (at {frame.filename}:{frame.lineno})"
+    return ""
+
+
+def describe_exception(exc: BaseException, limit: int = 400) -> str:
+    """The exception's type and first lines, bounded, plus where in the user's code it arose."""
+    text = str(exc).strip()
+    lines = [ln for ln in text.splitlines() if ln.strip()]
+    text = " ".join(lines[:3])
+    if len(text) > limit:
+        text = text[: limit - 3] + "..."
+    return f"{type(exc).__name__}: {text}{_where_in_user_code(exc)}"
+
+
+@contextlib.contextmanager
+def capture_summaries(store: dict[str, Any]) -> Iterator[None]:
+    """Record every ``tf.summary.scalar(name, data)`` the loss makes into ``store``.
+
+    The call writes nothing while captured, so no summary writer or step is needed.
+    """
+    tf = _tf()
+    modules = [tf.summary]
+    compat = getattr(getattr(tf.compat, "v2", None), "summary", None)
+    if compat is not None and compat is not tf.summary:
+        modules.append(compat)
+
+    def scalar(name: str, data: Any = None, step: Any = None, description: Any = None, **_: Any) -> Any:
+        store[str(name)] = data
+        return tf.constant(True)
+
+    saved = [(m, m.scalar) for m in modules]
+    try:
+        for m, _orig in saved:
+            m.scalar = scalar
+        yield
+    finally:
+        for m, orig in saved:
+            m.scalar = orig
+
+
+def _unwrap_loss(loss: Any) -> Callable[[Any, Any], Any]:
+    """A Keras ``Loss`` is called through ``call`` so per-sample and dict outputs survive."""
+    for klass in type(loss).__mro__:
+        if klass.__name__ == "Loss" and klass.__module__.startswith(("keras", "tf_keras")):
+            return loss.call
+    if not callable(loss):
+        raise invalid(
+            "the loss is not callable",
+            "a function loss(y_true, y_pred), a Keras Loss instance or a Loss class",
+            f"{type(loss).__name__}",
+            "Pass the loss function itself, e.g. lossaudit.audit(my_loss, spec).",
+            cls=InvalidArgument,
+        )
+    return loss
+
+
+class Adapter:
+    """Evaluates one loss on cases, eagerly, under ``tf.function`` or under XLA.
+
+    ``components`` maps names the loss reports to roles (see :func:`role_for_name`), overriding
+    the heuristic. Results are cached by input bytes, so properties that revisit the same case
+    pay for it once.
+    """
+
+    def __init__(self, loss: Any, *, components: Mapping[str, str] | None = None, cache_size: int = 256):
+        self.loss = loss
+        self._fn = _unwrap_loss(loss)
+        self.components = dict(components or {})
+        for name, role in self.components.items():
+            if role not in ROLES:
+                raise invalid(
+                    f"component {name!r} is mapped to an unknown role",
+                    " | ".join(ROLES),
+                    f"{name}={role}",
+                    "Map each reported name to a canonical role." + did_you_mean(role, ROLES),
+                )
+        self._compiled: dict[str, Any] = {}
+        self._trace_info: dict[tuple[str, tuple[int, ...]], dict[str, Any]] = {}
+        self._cache: OrderedDict[tuple[str, bytes], Evaluation] = OrderedDict()
+        self._cache_size = cache_size
+        self.graph_error: str | None = None
+        self.unmapped: set[str] = set()
+        self.calls = 0
+
+    # -- building the computation --------------------------------------------------------------
+    def _normalise(self, out: Any, captured: dict[str, Any], batch: int) -> tuple[dict[str, Any], bool, dict[str, tuple[str, ...]]]:
+        """Map the loss's output and captured summaries to ``{role: tensor}``."""
+        tf = _tf()
+        named: dict[str, Any] = {}
+        total = None
+        if isinstance(out, Mapping):
+            if not out:
+                raise LossError("the loss returned an empty mapping: expected component values")
+            named.update({str(k): v for k, v in out.items()})
+        elif isinstance(out, list | tuple):
+            raise LossError(
+                f"the loss returned a {type(out).__name__} of {len(out)} values: expected a "
+                "scalar, a per-sample vector (batch,), or a mapping of component name to value"
+            )
+        else:
+            total = out
+        for name, value in captured.items():
+            named.setdefault(name, value)
+
+        by_role: dict[str, list[Any]] = {}
+        names: dict[str, list[str]] = {}
+        for name, value in named.items():
+            role = role_for_name(name, self.components)
+            if role is None or role == "ignore":
+                self.unmapped.add(name)
+                continue
+            by_role.setdefault(role, []).append(value)
+            names.setdefault(role, []).append(name)
+        if total is not None:
+            by_role["total"] = [total]
+            names["total"] = ["<returned value>"]
+
+        comps: dict[str, Any] = {}
+        for role, values in by_role.items():
+            parts = []
+            for name, v in zip(names[role], values, strict=True):
+                try:
+                    t = tf.convert_to_tensor(v)
+                except (TypeError, ValueError) as exc:
+                    raise LossError(
+                        f"component {name!r} is a {type(v).__name__}, not a number or tensor: "
+                        "expected a scalar or a per-sample vector (batch,)"
+                    ) from exc
+                if not t.dtype.is_floating and not t.dtype.is_integer:
+                    raise LossError(f"component {name!r} has dtype {t.dtype.name}: expected a float tensor")
+                t = tf.cast(t, tf.float32)
+                shape = tuple(t.shape)
+                if shape not in ((), (batch,)):
+                    raise LossError(
+                        f"component {name!r} has shape {shape}: expected a scalar () or a "
+                        f"per-sample vector ({batch},); reduce the other axes inside the loss"
+                    )
+                parts.append(t)
+            if any(p.shape.rank == 1 for p in parts):
+                parts = [p if p.shape.rank == 1 else tf.fill([batch], p / batch) for p in parts]
+            comps[role] = tf.add_n(parts) if len(parts) > 1 else parts[0]
+        if not any(r in comps for r in (*BASE_ROLES, "confidence", "total")):
+            raise LossError(
+                "the loss reported no component lossaudit recognises: got "
+                f"{sorted(named) or 'nothing'}; map names with components={{name: role}} "
+                "(--component NAME=ROLE)"
+            )
+        total_given = "total" in comps
+        if not total_given:
+            base = [r for r in BASE_ROLES if r in comps]
+            if "confidence" in comps and not ("objects" in comps and "no_objects" in comps):
+                base = [r for r in base if r not in ("objects", "no_objects")] + ["confidence"]
+            shaped = [comps[r] for r in base]
+            if any(p.shape.rank == 1 for p in shaped):
+                shaped = [p if p.shape.rank == 1 else tf.fill([batch], p / batch) for p in shaped]
+            comps["total"] = tf.add_n(shaped) if len(shaped) > 1 else shaped[0]
+        return comps, total_given, {r: tuple(n) for r, n in names.items()}
+
+    def _computation(self, mode: str) -> Callable[..., Any]:
+        tf = _tf()
+        # Autograph converts the user's loss (it may branch on tensors), not lossaudit's own
+        # bookkeeping around it.
+        normalise = tf.autograph.experimental.do_not_convert(self._normalise)
+        loss_fn = self._fn
+
+        def run(y_true: Any, y_pred: Any) -> Any:
+            batch = int(y_pred.shape[0])
+            captured: dict[str, Any] = {}
+            with tf.GradientTape(persistent=True) as tape:
+                tape.watch(y_pred)
+                with capture_summaries(captured):
+                    out = loss_fn(y_true, y_pred)
+                comps, total_given, names = normalise(out, captured, batch)
+                scalars = {r: (tf.reduce_mean(v) if v.shape.rank == 1 else v) for r, v in comps.items()}
+            grads, connected = {}, {}
+            for role, s in scalars.items():
+                g = tape.gradient(s, y_pred, unconnected_gradients=tf.UnconnectedGradients.NONE)
+                connected[role] = g is not None
+                grads[role] = g if g is not None else tf.zeros_like(y_pred)
+            del tape
+            per_sample = {r: v for r, v in comps.items() if v.shape.rank == 1}
+            self._trace_info[(mode, tuple(y_pred.shape))] = {
+                "connected": connected,
+                "total_given": total_given,
+                "names": names,
+            }
+            return scalars, per_sample, grads
+
+        if mode == "eager":
+            return run
+        return tf.function(run, jit_compile=(mode == "xla"))
+
+    def _runner(self, mode: str) -> Callable[..., Any]:
+        if mode not in self._compiled:
+            self._compiled[mode] = self._computation(mode)
+        return self._compiled[mode]
+
+    # -- public ------------------------------------------------------------------------------
+    @property
+    def default_mode(self) -> str:
+        """``graph`` unless tracing the loss failed, then ``eager``."""
+        return "eager" if self.graph_error else "graph"
+
+    def evaluate(self, case: Case, mode: str | None = None) -> Evaluation:
+        """Evaluate the loss and every component's gradient on ``case``.
+
+        Raises :class:`LossError` when the loss raises or returns something unusable.
+        """
+        mode = mode or self.default_mode
+        y_true = case.y_true()
+        y_pred = np.ascontiguousarray(case.y_pred, dtype=np.float32)
+        digest = hashlib.blake2b(digest_size=16)
+        digest.update(str(y_pred.shape).encode())
+        digest.update(y_true.tobytes())
+        digest.update(y_pred.tobytes())
+        key = (mode, digest.digest())
+        if key in self._cache:
+            self._cache.move_to_end(key)
+            return self._cache[key]
+        try:
+            result = self._call(mode, y_true, y_pred)
+        except LossError:
+            raise
+        except Exception as exc:
+            if mode == "graph" and self.graph_error is None and not self._trace_info:
+                # Tracing failed before any graph ran: record why, then run eagerly.
+                try:
+                    result = self._call("eager", y_true, y_pred)
+                except LossError:
+                    raise
+                except Exception as eager_exc:
+                    raise LossError(describe_exception(eager_exc)) from eager_exc
+                self.graph_error = describe_exception(exc)
+            else:
+                raise LossError(describe_exception(exc)) from exc
+        self._cache[key] = result
+        if len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+        return result
+
+    def _call(self, mode: str, y_true: np.ndarray, y_pred: np.ndarray) -> Evaluation:
+        tf = _tf()
+        self.calls += 1
+        runner = self._runner(mode)
+        scalars, per_sample, grads = runner(tf.constant(y_true), tf.constant(y_pred))
+        info = self._trace_info[(mode, tuple(y_pred.shape))]
+        return Evaluation(
+            values={r: float(v.numpy()) for r, v in scalars.items()},
+            per_sample={r: v.numpy().astype(np.float64) for r, v in per_sample.items()},
+            grads={r: g.numpy().astype(np.float64) for r, g in grads.items()},
+            connected=dict(info["connected"]),
+            total_given=bool(info["total_given"]),
+            names=dict(info["names"]),
+        )
+
+    def try_mode(self, case: Case, mode: str) -> tuple[Evaluation | None, str | None]:
+        """Evaluate in ``mode`` without fallback; return ``(evaluation, None)`` or ``(None, error)``."""
+        y_true = case.y_true()
+        y_pred = np.ascontiguousarray(case.y_pred, dtype=np.float32)
+        try:
+            return self._call(mode, y_true, y_pred), None
+        except Exception as exc:
+            return None, describe_exception(exc)

@@ -1,0 +1,243 @@
+"""Named, deterministic transforms from a scene to a case: truth plus raw predictions.
+
+Strategies only draw the parameters (a shift, a logit, a seed); every transform here is a pure
+numpy function, so a before/after pair is two cases and any counterexample can be rebuilt by
+calling the same functions with the printed arguments.
+
+Example:
+    >>> from lossaudit.spec import Codec, GridSpec, Obj, Scene
+    >>> scene = Scene(GridSpec(1, 2, 2, 1, 1), (Obj(0, 1, 0, 0, 0.5, 0.5, 0.2, 0.25),))
+    >>> case = shifted(perfect(scene, Codec()), Codec(), dx=0.2)
+    >>> case.label
+    'perfect | shifted(dx=0.2, dy=0)'
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from lossaudit.spec import (
+    CLS0,
+    CONFIDENT_LOGIT,
+    EMPTY_BOX,
+    OBJ_CH,
+    Codec,
+    GridSpec,
+    Scene,
+)
+
+__all__ = [
+    "Case",
+    "empty_scene",
+    "extreme",
+    "noisy",
+    "perfect",
+    "randomized_anchors",
+    "repeated",
+    "scaled",
+    "set_class_logit",
+    "set_confidence",
+    "shifted",
+    "transposed",
+]
+
+#: Extreme raw value for logits and raw sizes (BUG-CLASSES #6, #13, #14).
+EXTREME = 100.0
+
+
+@dataclass(frozen=True, eq=False)
+class Case:
+    """One loss input: ``scene`` gives ``y_true``; ``y_pred`` are raw outputs ``(batch, H, W, anchors, 5 + C)``.
+
+    ``label`` records the transforms that built it, for messages and reproduction.
+    """
+
+    scene: Scene
+    y_pred: np.ndarray
+    label: str
+
+    @property
+    def spec(self) -> GridSpec:
+        return self.scene.spec
+
+    def y_true(self) -> np.ndarray:
+        return self.scene.truth()
+
+    def derive(self, y_pred: np.ndarray, step: str) -> Case:
+        return Case(self.scene, y_pred.astype(np.float32), f"{self.label} | {step}")
+
+
+def _fmt(v: float) -> str:
+    return f"{v:.3g}"
+
+
+def empty_scene(spec: GridSpec) -> Scene:
+    """A scene with no objects at all (an all-empty batch)."""
+    return Scene(spec, ())
+
+
+def perfect(scene: Scene, codec: Codec) -> Case:
+    """Raw outputs that decode to the truth.
+
+    Object anchors predict their box, a confident obj logit and their class; empty anchors
+    predict a tiny box at the cell centre, a confident "no object" and uniform classes.
+    """
+    spec = scene.spec
+    truth = scene.truth().astype(np.float64)
+    mask = scene.object_mask()[..., None]
+    anchors = codec.anchor_grid(spec)
+    xy = np.where(mask, truth[..., 0:2], 0.5)
+    wh = np.where(mask, truth[..., 2:4], EMPTY_BOX)
+    raw = np.zeros(spec.shape, dtype=np.float64)
+    raw[..., 0:2] = codec.encode_xy(xy)
+    raw[..., 2:4] = codec.encode_wh(wh, anchors)
+    raw[..., OBJ_CH] = codec.obj_logit(truth[..., OBJ_CH])
+    onehot = truth[..., CLS0:]
+    if codec.cls == "identity":
+        raw[..., CLS0:] = onehot
+    else:
+        logits = codec.class_logits(onehot)
+        uniform = 0.0 if codec.cls == "softmax" else -CONFIDENT_LOGIT
+        raw[..., CLS0:] = np.where(mask, logits, uniform)
+    return Case(scene, raw.astype(np.float32), "perfect")
+
+
+def shifted(case: Case, codec: Codec, *, dx: float = 0.0, dy: float = 0.0) -> Case:
+    """Move every object's predicted centre by ``(dx, dy)`` cell units (kept inside the cell)."""
+    truth = case.y_true().astype(np.float64)
+    mask = case.scene.object_mask()
+    raw = case.y_pred.astype(np.float64).copy()
+    for ch, d in ((0, dx), (1, dy)):
+        moved = np.clip(truth[..., ch] + d, 0.01, 0.99)
+        raw[..., ch] = np.where(mask, codec.encode_xy(moved), raw[..., ch])
+    return case.derive(raw, f"shifted(dx={_fmt(dx)}, dy={_fmt(dy)})")
+
+
+def scaled(case: Case, codec: Codec, *, dw: float = 0.0, dh: float = 0.0) -> Case:
+    """Scale every object's predicted size by ``exp(dw)``, ``exp(dh)`` (kept inside the image)."""
+    truth = case.y_true().astype(np.float64)
+    mask = case.scene.object_mask()
+    anchors = codec.anchor_grid(case.spec)
+    raw = case.y_pred.astype(np.float64).copy()
+    wh = truth[..., 2:4] * np.exp(np.array([dw, dh]))
+    wh = np.clip(wh, 1e-4, 1.0)
+    enc = codec.encode_wh(wh, anchors)
+    raw[..., 2:4] = np.where(mask[..., None], enc, raw[..., 2:4])
+    return case.derive(raw, f"scaled(dw={_fmt(dw)}, dh={_fmt(dh)})")
+
+
+def set_confidence(case: Case, codec: Codec, *, logit: float, where: str = "objects") -> Case:
+    """Set the raw obj output of object anchors (``where="objects"``) or empty anchors (``"empty"``).
+
+    For an identity codec the logit is read as a probability-like target: 12 means 1, -12 means 0,
+    values between map linearly.
+    """
+    mask = case.scene.object_mask()
+    sel = mask if where == "objects" else ~mask
+    raw = case.y_pred.copy()
+    value = logit if codec.obj == "sigmoid" else (logit + CONFIDENT_LOGIT) / (2 * CONFIDENT_LOGIT)
+    raw[..., OBJ_CH] = np.where(sel, value, raw[..., OBJ_CH])
+    return case.derive(raw, f"set_confidence(logit={_fmt(logit)}, where={where!r})")
+
+
+def set_class_logit(case: Case, codec: Codec, *, logit: float, cls: str = "true") -> Case:
+    """Set the raw output of each object's true class (``cls="true"``) or of the next class
+    (``cls="wrong"``); the other classes of object anchors read "no"."""
+    spec = case.spec
+    raw = case.y_pred.copy()
+    if codec.cls == "identity":
+        value, other = (logit + CONFIDENT_LOGIT) / (2 * CONFIDENT_LOGIT), 0.0
+    else:
+        value, other = logit, (0.0 if codec.cls == "softmax" else -CONFIDENT_LOGIT)
+    for o in case.scene.objects:
+        target = o.cls if cls == "true" else (o.cls + 1) % spec.classes
+        raw[(*o.slot, slice(CLS0, None))] = other
+        raw[(*o.slot, CLS0 + target)] = value
+    return case.derive(raw, f"set_class_logit(logit={_fmt(logit)}, cls={cls!r})")
+
+
+def _typical(rng: np.random.Generator, spec: GridSpec, codec: Codec) -> np.ndarray:
+    """Typical starting predictions over the whole grid: what an untrained head outputs."""
+    n = spec.shape[:4]
+    out = np.zeros(spec.shape)
+    if codec.xy == "sigmoid":
+        out[..., 0:2] = rng.normal(0.0, 1.0, (*n, 2))
+    else:
+        out[..., 0:2] = rng.uniform(0.0, 1.0, (*n, 2))
+    out[..., 2:4] = codec.encode_wh(rng.uniform(0.05, 0.6, (*n, 2)), codec.anchor_grid(spec))
+    if codec.obj == "sigmoid":
+        out[..., OBJ_CH] = rng.normal(0.0, 1.5, n)
+    else:
+        out[..., OBJ_CH] = rng.uniform(0.0, 1.0, n)
+    if codec.cls == "identity":
+        out[..., CLS0:] = rng.uniform(0.0, 1.0, (*n, spec.classes))
+    else:
+        out[..., CLS0:] = rng.normal(0.0, 1.5, (*n, spec.classes))
+    return out
+
+
+def noisy(scene: Scene, codec: Codec, *, seed: int, tiny_empty_boxes: bool = False) -> Case:
+    """Typical untrained predictions everywhere, drawn from ``numpy.random.default_rng(seed)``.
+
+    ``tiny_empty_boxes`` makes empty anchors predict tiny boxes, so no ignore-by-IoU rule can
+    switch their no-object term off.
+    """
+    spec = scene.spec
+    rng = np.random.default_rng(seed)
+    raw = _typical(rng, spec, codec)
+    if tiny_empty_boxes:
+        empty = ~scene.object_mask()
+        tiny = codec.encode_wh(np.full(spec.shape[:4] + (2,), EMPTY_BOX), codec.anchor_grid(spec))
+        raw[..., 2:4] = np.where(empty[..., None], tiny, raw[..., 2:4])
+    suffix = ", tiny_empty_boxes=True" if tiny_empty_boxes else ""
+    return Case(scene, raw.astype(np.float32), f"noisy(seed={seed}{suffix})")
+
+
+def randomized_anchors(case: Case, codec: Codec, *, where: str, seed: int) -> Case:
+    """Replace every channel of the empty (``where="empty"``) or object (``"objects"``) anchors
+    with other typical predictions drawn from ``seed``."""
+    spec = case.spec
+    mask = case.scene.object_mask()
+    sel = ~mask if where == "empty" else mask
+    rng = np.random.default_rng(seed + 7919)
+    other = _typical(rng, spec, codec)
+    raw = np.where(sel[..., None], other, case.y_pred)
+    return case.derive(raw, f"randomized_anchors(where={where!r}, seed={seed})")
+
+
+def extreme(case: Case, *, value: float, where: str, channels: str) -> Case:
+    """Put ``value`` in ``channels`` ("xy", "wh", "obj", "cls" or "all") of the empty, object or
+    all anchors: saturated logits and overflowing raw sizes (BUG-CLASSES #6, #13, #14)."""
+    mask = case.scene.object_mask()
+    sel = {"empty": ~mask, "objects": mask, "all": np.ones_like(mask)}[where]
+    chans = {
+        "xy": slice(0, 2),
+        "wh": slice(2, 4),
+        "obj": slice(OBJ_CH, OBJ_CH + 1),
+        "cls": slice(CLS0, None),
+        "all": slice(0, None),
+    }[channels]
+    raw = case.y_pred.copy()
+    block = raw[..., chans]
+    raw[..., chans] = np.where(sel[..., None], value, block)
+    return case.derive(raw, f"extreme(value={_fmt(value)}, where={where!r}, channels={channels!r})")
+
+
+def repeated(case: Case, k: int) -> Case:
+    """The batch repeated ``k`` times along the batch axis (a reduction probe, BUG-CLASSES #20)."""
+    spec = case.spec.replace(batch=case.spec.batch * k)
+    objs = tuple(
+        type(o)(o.b + r * case.spec.batch, o.i, o.j, o.a, o.x, o.y, o.w, o.h, o.cls)
+        for r in range(k)
+        for o in case.scene.objects
+    )
+    return Case(Scene(spec, objs), np.concatenate([case.y_pred] * k, axis=0), f"{case.label} | repeated(k={k})")
+
+
+def transposed(case: Case) -> Case:
+    """Rows and columns, x and y, w and h swapped together in truth and predictions."""
+    raw = np.swapaxes(case.y_pred, 1, 2).copy()
+    raw[..., [0, 1, 2, 3]] = raw[..., [1, 0, 3, 2]]
+    return Case(case.scene.transposed(), raw, f"{case.label} | transposed()")

@@ -1,0 +1,137 @@
+"""Immutable audit settings with named profiles; the one place that builds ``hypothesis.settings``.
+
+Precedence, highest first: explicit arguments (CLI flags), environment (``LOSSAUDIT_PROFILE``),
+``[tool.lossaudit]`` in ``pyproject.toml``, then the profile's defaults. The ``ci`` profile is
+picked automatically when a CI environment is detected (the ``CI`` variable, as set by GitHub
+Actions, GitLab CI and most others).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+from lossaudit.errors import did_you_mean, invalid
+
+if TYPE_CHECKING:
+    import hypothesis
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How hard and how reproducibly an audit searches.
+
+    - ``max_examples``: Hypothesis examples per property (each costs a few loss calls);
+    - ``derandomize``: same examples on every run (no seed needed to reproduce);
+    - ``seed``: the random seed when not derandomized; ``None`` draws one and reports it;
+    - ``time_limit``: seconds one property may run before the loss is reported as hung;
+    - ``reduction``: ``auto`` accepts a batch sum or mean, ``sum`` or ``mean`` demands one.
+    """
+
+    profile: str = "dev"
+    max_examples: int = 12
+    derandomize: bool = False
+    seed: int | None = None
+    time_limit: float = 300.0
+    reduction: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.max_examples < 1:
+            raise invalid(
+                "Settings.max_examples is too small",
+                "an int >= 1",
+                f"max_examples={self.max_examples!r}",
+                "Use at least 1 example per property.",
+            )
+        if self.reduction not in ("auto", "sum", "mean"):
+            raise invalid(
+                "Settings.reduction is unknown",
+                "auto | sum | mean",
+                f"reduction={self.reduction!r}",
+                "Declare how the loss reduces over the batch, or leave it on auto.",
+            )
+        if self.time_limit <= 0:
+            raise invalid(
+                "Settings.time_limit is not positive",
+                "seconds > 0",
+                f"time_limit={self.time_limit!r}",
+                "Give each property a positive time budget.",
+            )
+
+    def replace(self, **changes: Any) -> Settings:
+        return replace(self, **changes)
+
+    def hypothesis_settings(self) -> hypothesis.settings:
+        """The ``hypothesis.settings`` this profile implies.
+
+        No example database (an audit writes nothing to the user's tree), no deadline
+        (TensorFlow's first call and tracing are slow), shrinking on, quiet output.
+        """
+        import hypothesis
+        from hypothesis import HealthCheck, Verbosity
+
+        return hypothesis.settings(
+            max_examples=self.max_examples,
+            derandomize=self.derandomize,
+            database=None,
+            deadline=None,
+            verbosity=Verbosity.quiet,
+            report_multiple_bugs=False,
+            print_blob=False,
+            suppress_health_check=list(HealthCheck),
+        )
+
+
+PROFILES: dict[str, Settings] = {
+    # Derandomized, so the same commit always gives the same verdicts in CI.
+    "ci": Settings(profile="ci", max_examples=12, derandomize=True),
+    "dev": Settings(profile="dev", max_examples=12),
+    "thorough": Settings(profile="thorough", max_examples=100, time_limit=1800.0),
+}
+
+
+def in_ci(environ: dict[str, str] | None = None) -> bool:
+    """True when the environment looks like a CI runner."""
+    env = os.environ if environ is None else environ
+    value = env.get("CI", "").strip().lower()
+    return value not in ("", "0", "false", "no")
+
+
+def get_profile(name: str) -> Settings:
+    """The named profile, or an :class:`InvalidSpec` listing the known ones."""
+    try:
+        return PROFILES[name]
+    except KeyError:
+        raise invalid(
+            "unknown settings profile",
+            " | ".join(PROFILES),
+            f"profile={name!r}",
+            "Pick one of the named profiles." + did_you_mean(name, PROFILES),
+        ) from None
+
+
+def resolve(
+    profile: str | None = None,
+    *,
+    environ: dict[str, str] | None = None,
+    config: dict[str, Any] | None = None,
+    **overrides: Any,
+) -> Settings:
+    """Build settings by the documented precedence.
+
+    Example:
+        >>> resolve("thorough", seed=3).max_examples
+        100
+    """
+    env = os.environ if environ is None else environ
+    config = config or {}
+    name = (
+        profile
+        or env.get("LOSSAUDIT_PROFILE")
+        or config.get("profile")
+        or ("ci" if in_ci(env) else "dev")
+    )
+    settings = get_profile(name)
+    changes = {k: v for k, v in overrides.items() if v is not None}
+    return settings.replace(**changes) if changes else settings
