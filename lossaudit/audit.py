@@ -1,0 +1,439 @@
+"""Runs the properties against one loss with Hypothesis and collects a :class:`Report`.
+
+The audit never prints and never crashes: a property the loss violates is a ``fail``, a loss
+that raises, hangs or returns something unusable is an ``error`` carrying the loss's own
+message, and a bug inside lossaudit itself is an ``error`` that says so.
+"""
+
+from __future__ import annotations
+
+import random
+import shlex
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import asdict
+from typing import Any
+
+from lossaudit import properties as props
+from lossaudit.adapter import Adapter, describe_exception
+from lossaudit.errors import LossError
+from lossaudit.properties.registry import Context, NonFinite, Outcome, Property
+from lossaudit.report import COMPONENT_ORDER, Counterexample, Report, Result
+from lossaudit.scenarios import noisy, perfect
+from lossaudit.settings import Settings, resolve
+from lossaudit.spec import Codec, GridSpec, Obj, Scene
+
+__all__ = ["audit", "reproduce_command"]
+
+Progress = Callable[[int, int, str], None]
+
+
+class _Falsified(Exception):
+    def __init__(self, outcome: Outcome, drawn: Any):
+        super().__init__(outcome.observed)
+        self.outcome = outcome
+        self.drawn = drawn
+
+
+class _Errored(Exception):
+    def __init__(self, message: str, drawn: Any):
+        super().__init__(message)
+        self.message = message
+        self.drawn = drawn
+
+
+def _spec_flags(spec: GridSpec, codec: Codec, components: Mapping[str, str]) -> list[str]:
+    """CLI flags that rebuild ``spec``, ``codec`` and the component mapping (non-defaults only)."""
+    d_spec, d_codec = GridSpec(), Codec()
+    flags: list[str] = []
+    if (spec.H, spec.W) != (d_spec.H, d_spec.W):
+        flags += ["--grid", f"{spec.H}x{spec.W}" if spec.H != spec.W else str(spec.H)]
+    for name in ("anchors", "classes", "batch"):
+        if getattr(spec, name) != getattr(d_spec, name):
+            flags += [f"--{name}", str(getattr(spec, name))]
+    for name in ("xy", "wh", "obj", "cls"):
+        if getattr(codec, name) != getattr(d_codec, name):
+            flags += [f"--{name}", getattr(codec, name)]
+    if codec.anchor_sizes:
+        flags += ["--anchor-sizes", *(f"{w:g},{h:g}" for w, h in codec.anchor_sizes)]
+    for name, role in components.items():
+        flags += ["--component", f"{name}={role}"]
+    return flags
+
+
+def reproduce_command(
+    target: str,
+    spec: GridSpec,
+    codec: Codec,
+    settings: Settings,
+    *,
+    only: str | None = None,
+    components: Mapping[str, str] | None = None,
+) -> str:
+    """The ``lossaudit report`` command that reruns an audit (or one property) identically."""
+    argv = ["lossaudit", "report"]
+    if target:
+        argv.append(target)
+    argv += _spec_flags(spec, codec, components or {})
+    if settings.reduction != "auto":
+        argv += ["--reduction", settings.reduction]
+    if only:
+        argv += ["--only", only]
+    argv += ["--profile", settings.profile]
+    if not settings.derandomize and settings.seed is not None:
+        argv += ["--seed", str(settings.seed)]
+    return shlex.join(argv)
+
+
+def _scene_code(scene: Scene) -> str:
+    inner = ", ".join(repr(o) for o in scene.objects)
+    return f"spec  = {scene.spec!r}\nscene = [{inner}]"
+
+
+def _counterexample(drawn: Any, outcome: Outcome | None) -> Counterexample | None:
+    if not isinstance(drawn, dict):
+        return None
+    main = drawn.get("scene")
+    if not isinstance(main, Scene):
+        return None
+    params: dict[str, Any] = {}
+    for key, value in drawn.items():
+        if key == "scene":
+            continue
+        params[key] = [repr(o) for o in value.objects] if isinstance(value, Scene) else value
+    return Counterexample(
+        spec=asdict(main.spec),
+        scene=[asdict(o) for o in main.objects],
+        code=_scene_code(main),
+        params=params,
+        observed=dict(outcome.values) if outcome else {},
+    )
+
+
+def _message(outcome: Outcome) -> str:
+    head = outcome.observed or outcome.info or outcome.status
+    if outcome.cells:
+        head += f" [{len(outcome.cells)} / {outcome.of} {outcome.of_what}]"
+    return head
+
+
+def _run_property(prop: Property, ctx: Context, settings: Settings, seed: int | None) -> tuple[str, Outcome | None, Any, str]:
+    """Run one property under Hypothesis. Returns ``(status, outcome, drawn, error_message)``."""
+    import hypothesis
+    from hypothesis.errors import Flaky
+
+    strategy = prop.draws(ctx, prop.component)
+    seen: dict[str, Outcome] = {}
+
+    def check(drawn: Any) -> None:
+        ctx.examples += 1
+        try:
+            outcome = prop.check(ctx, prop.component, drawn)
+        except (LossError, NonFinite) as exc:
+            raise _Errored(str(exc), drawn) from None
+        if outcome.status == "pass":
+            seen.setdefault("pass", outcome)
+            return
+        raise _Falsified(outcome, drawn)
+
+    test = hypothesis.given(strategy)(check)
+    test = settings.hypothesis_settings()(test)
+    if seed is not None and not settings.derandomize:
+        test = hypothesis.seed(seed)(test)
+    try:
+        test()
+    except _Falsified as f:
+        return f.outcome.status, f.outcome, f.drawn, ""
+    except _Errored as e:
+        return "error", None, e.drawn, e.message
+    except Flaky as exc:
+        return "error", None, None, (
+            "the loss gave different verdicts on the same example when Hypothesis replayed it: "
+            f"it is not deterministic ({describe_exception(exc, limit=200)})"
+        )
+    return "pass", seen.get("pass"), None, ""
+
+
+def _result(
+    prop: Property,
+    status: str,
+    outcome: Outcome | None,
+    drawn: Any,
+    error: str,
+    reproduce: str,
+    examples: int,
+    seconds: float,
+) -> Result:
+    if status == "error":
+        message = error
+        return Result(
+            property=prop.name,
+            component=prop.component,
+            status="error",
+            message=message,
+            counterexample=_counterexample(drawn, None),
+            reproduce=reproduce,
+            bugs=list(prop.bugs),
+            examples=examples,
+            seconds=round(seconds, 3),
+        )
+    if status == "pass":
+        return Result(
+            property=prop.name,
+            component=prop.component,
+            status="pass",
+            message=prop.summary,
+            info=outcome.info if outcome else "",
+            bugs=list(prop.bugs),
+            examples=examples,
+            seconds=round(seconds, 3),
+        )
+    assert outcome is not None
+    return Result(
+        property=prop.name,
+        component=prop.component,
+        status=status,
+        message=_message(outcome),
+        expected=outcome.expected,
+        observed=outcome.observed,
+        cells=[list(c) for c in outcome.cells[:5]],
+        cells_of=outcome.of,
+        cells_what=outcome.of_what,
+        counterexample=_counterexample(drawn, outcome),
+        reproduce=reproduce,
+        info=outcome.info,
+        bugs=list(prop.bugs),
+        examples=examples,
+        seconds=round(seconds, 3),
+    )
+
+
+def _probe(adapter: Adapter, spec: GridSpec, codec: Codec) -> tuple[Any, str | None]:
+    """One evaluation to learn which components the loss reports (and to trace it once)."""
+    obj = Obj(0, 0, 0, 0, 0.5, 0.5, 0.3, 0.3, 0)
+    scene = Scene(spec, (obj,))
+    try:
+        adapter.evaluate(perfect(scene, codec))
+        return adapter.evaluate(noisy(scene, codec, seed=0)), None
+    except LossError as exc:
+        return None, str(exc)
+
+
+def _load_loss(loss: Any) -> Any:
+    if isinstance(loss, type):
+        return loss()
+    return loss
+
+
+def _target_name(loss: Any) -> str:
+    fn = loss if not hasattr(loss, "call") or callable(getattr(loss, "__wrapped__", None)) else type(loss)
+    module = getattr(fn, "__module__", None) or type(loss).__module__
+    name = getattr(fn, "__qualname__", None) or type(loss).__qualname__
+    return f"{module}:{name}"
+
+
+def audit(
+    loss: Any,
+    spec: GridSpec | None = None,
+    codec: Codec | None = None,
+    *,
+    settings: Settings | None = None,
+    components: Mapping[str, str] | None = None,
+    only: Iterable[str] | None = None,
+    target: str | None = None,
+    progress: Progress | None = None,
+) -> Report:
+    """Audit ``loss`` component by component and return a :class:`~lossaudit.report.Report`.
+
+    Args:
+        loss: ``loss(y_true, y_pred)`` on tensors of shape ``(batch, H, W, anchors, 5 + C)``,
+            a Keras ``Loss`` instance, or a ``Loss`` class with a no-argument constructor.
+        spec: the grid to generate (default ``GridSpec()``: batch 2, 3x4 grid, 2 anchors, 1 class).
+        codec: the loss's activations (default ``Codec()``: sigmoid xy, exp wh, sigmoid obj,
+            softmax classes, anchors 1.0).
+        settings: search effort and reproducibility (default: the ``ci`` profile under CI,
+            else ``dev``).
+        components: explicit ``{reported name: role}`` mapping, overriding the name heuristic.
+        only: property names to run (default: all that apply).
+        target: how to name the loss in reproduce commands (``file.py:name``).
+        progress: called as ``progress(index, total, property_name)`` before each property.
+
+    Example:
+        >>> from lossaudit import audit, GridSpec, Codec
+        >>> report = audit(my_loss, GridSpec(batch=2, H=3, W=4, anchors=2, classes=3))  # doctest: +SKIP
+        >>> report.verdicts()  # doctest: +SKIP
+        {'coordinates': 'pass', 'objects': 'pass', 'no_objects': 'pass', 'classification': 'fail', ...}
+    """
+    started = time.perf_counter()
+    spec = spec or GridSpec()
+    codec = codec or Codec()
+    codec.check_against(spec)
+    settings = settings or resolve()
+    if not settings.derandomize and settings.seed is None:
+        settings = settings.replace(seed=random.randrange(2**31))
+    components = dict(components or {})
+    selected = props.select(only=only)
+    loss = _load_loss(loss)
+    target = target or _target_name(loss)
+
+    tf_started = time.perf_counter()
+    tf_loaded = "tensorflow" in sys.modules
+    adapter = Adapter(loss, components=components)
+    from lossaudit.adapter import _tf
+
+    _tf()
+    tf_seconds = 0.0 if tf_loaded else time.perf_counter() - tf_started
+
+    probe_started = time.perf_counter()
+    probe, probe_error = _probe(adapter, spec, codec)
+    probe_seconds = time.perf_counter() - probe_started
+
+    settings_dict = {
+        "profile": settings.profile,
+        "max_examples": settings.max_examples,
+        "derandomize": settings.derandomize,
+        "seed": settings.seed,
+        "time_limit": settings.time_limit,
+        "reduction": settings.reduction,
+    }
+    base = dict(
+        target=target,
+        spec=asdict(spec),
+        codec={
+            "xy": codec.xy,
+            "wh": codec.wh,
+            "obj": codec.obj,
+            "cls": codec.cls,
+            "anchor_sizes": [list(p) for p in codec.anchor_sizes],
+        },
+        settings=settings_dict,
+    )
+    if probe is None:
+        result = Result(
+            property="total.runs",
+            component="total",
+            status="error",
+            message=f"the loss cannot be evaluated: {probe_error}",
+            reproduce=reproduce_command(target, spec, codec, settings, components=components),
+        )
+        return Report(
+            **base,
+            results=(result,),
+            stats={"seconds": round(time.perf_counter() - started, 3), "loss_evaluations": adapter.calls, "examples": 0},
+        )
+
+    ctx = Context(
+        adapter=adapter,
+        spec=spec,
+        codec=codec,
+        settings=settings,
+        roles=probe.roles,
+        total_given=probe.total_given,
+        per_sample=frozenset(probe.per_sample),
+    )
+    order = {c: k for k, c in enumerate(COMPONENT_ORDER)}
+    selected = tuple(sorted(selected, key=lambda p: order.get(p.component, 99)))
+
+    results: list[Result] = []
+    hung_in: str | None = None
+    for index, prop in enumerate(selected):
+        if progress is not None:
+            progress(index, len(selected), prop.name)
+        reason = prop.skip_reason(ctx)
+        if reason is not None:
+            results.append(
+                Result(property=prop.name, component=prop.component, status="skip", message=reason, bugs=list(prop.bugs))
+            )
+            continue
+        reproduce = reproduce_command(target, spec, codec, settings, only=prop.name, components=components)
+        if hung_in is not None:
+            results.append(
+                Result(
+                    property=prop.name,
+                    component=prop.component,
+                    status="error",
+                    message=f"not run: the loss hung in {hung_in}",
+                    reproduce=reproduce,
+                    bugs=list(prop.bugs),
+                )
+            )
+            continue
+        results.append(_run_with_limit(prop, ctx, settings, reproduce))
+        if results[-1].message.startswith("did not finish within"):
+            hung_in = prop.name
+
+    notes = []
+    if adapter.graph_error:
+        notes.append(f"the loss could not be traced with tf.function and ran eagerly: {adapter.graph_error}")
+    if adapter.unmapped:
+        notes.append(
+            "reported values not audited (no role matched; map them with --component NAME=ROLE): "
+            + ", ".join(sorted(adapter.unmapped))
+        )
+    for r in ctx.roles:
+        if r == "total" and not probe.total_given:
+            notes.append("the loss gives no total: lossaudit sums the reported components")
+    elapsed = time.perf_counter() - started
+    stats = {
+        "examples": ctx.examples,
+        "loss_evaluations": adapter.calls,
+        "seconds": round(elapsed, 3),
+        "seconds_tensorflow_import": round(tf_seconds, 3),
+        "seconds_first_trace": round(probe_seconds, 3),
+        "seconds_properties": round(elapsed - tf_seconds - probe_seconds, 3),
+    }
+    return Report(
+        **base,
+        results=tuple(results),
+        components={r: list(probe.names.get(r, ())) for r in ctx.roles},
+        notes=tuple(notes),
+        stats=stats,
+    )
+
+
+def _run_with_limit(prop: Property, ctx: Context, settings: Settings, reproduce: str) -> Result:
+    """Run one property in a worker thread, giving up after ``settings.time_limit`` seconds."""
+    box: dict[str, Any] = {}
+    examples_before = ctx.examples
+    started = time.perf_counter()
+
+    def work() -> None:
+        try:
+            box["out"] = _run_property(prop, ctx, settings, settings.seed)
+        except BaseException as exc:  # a bug in lossaudit or Hypothesis: report, never crash
+            box["crash"] = exc
+
+    worker = threading.Thread(target=work, name=f"lossaudit:{prop.name}", daemon=True)
+    worker.start()
+    worker.join(settings.time_limit)
+    seconds = time.perf_counter() - started
+    examples = ctx.examples - examples_before
+    if worker.is_alive():
+        return Result(
+            property=prop.name,
+            component=prop.component,
+            status="error",
+            message=(
+                f"did not finish within {settings.time_limit:g}s: the loss hangs or is very slow "
+                "(raise the limit with Settings(time_limit=...))"
+            ),
+            reproduce=reproduce,
+            bugs=list(prop.bugs),
+            examples=examples,
+            seconds=round(seconds, 3),
+        )
+    if "crash" in box:
+        return Result(
+            property=prop.name,
+            component=prop.component,
+            status="error",
+            message=f"internal error in lossaudit while checking this property: {describe_exception(box['crash'])}",
+            reproduce=reproduce,
+            bugs=list(prop.bugs),
+            examples=examples,
+            seconds=round(seconds, 3),
+        )
+    status, outcome, drawn, error = box["out"]
+    return _result(prop, status, outcome, drawn, error, reproduce, examples, seconds)

@@ -1,0 +1,155 @@
+"""Shared pieces of the built-in properties: channel masks, tolerances, paths, messages."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from hypothesis import strategies as st
+
+from lossaudit import scenarios as sc
+from lossaudit import strategies as ls
+from lossaudit.properties.registry import Context, NonFinite, Outcome
+from lossaudit.spec import CLS0, OBJ_CH, Scene
+
+#: Absolute and relative tolerance for "unchanged" and "never increases" (float32 sums).
+ATOL = 1e-6
+RTOL = 1e-5
+#: A component "responds" when it moves by more than this (absolute + relative to its floor).
+RESPOND_ATOL = 1e-6
+RESPOND_RTOL = 1e-4
+#: Gradient norms at or below this count as "no gradient".
+ZERO_GRAD = 1e-12
+
+CHANNELS = {
+    "coordinates": "x, y, w, h of object anchors",
+    "objects": "obj of object anchors",
+    "no_objects": "obj of empty anchors",
+    "confidence": "obj of every anchor",
+    "classification": "class channels of object anchors",
+    "total": "every active channel (x, y, w, h, obj, classes of object anchors; obj of empty anchors)",
+}
+
+
+def tol(v: float, atol: float = ATOL, rtol: float = RTOL) -> float:
+    return atol + rtol * abs(v)
+
+
+def governed(role: str, scene: Scene) -> np.ndarray:
+    """Boolean mask ``(batch, H, W, anchors, 5 + C)`` of the channels ``role`` governs."""
+    spec = scene.spec
+    obj = scene.object_mask()[..., None]
+    m = np.zeros(spec.shape, dtype=bool)
+    ch = np.arange(spec.channels)
+    box = ch < 4
+    is_obj = ch == OBJ_CH
+    cls = ch >= CLS0
+    if role in ("coordinates", "total"):
+        m |= obj & box
+    if role in ("objects", "confidence", "total"):
+        m |= obj & is_obj
+    if role in ("no_objects", "confidence", "total"):
+        m |= ~obj & is_obj
+    if role in ("classification", "total"):
+        m |= obj & cls
+    return m
+
+
+def active_anchors(role: str, scene: Scene) -> np.ndarray:
+    """Boolean ``(batch, H, W, anchors)``: the anchors where ``role`` is active."""
+    obj = scene.object_mask()
+    if role in ("no_objects",):
+        return ~obj
+    if role in ("confidence", "total"):
+        return np.ones_like(obj)
+    return obj
+
+
+def cells_where(mask: np.ndarray) -> tuple[tuple[int, int, int, int], ...]:
+    return tuple(tuple(int(v) for v in idx) for idx in np.argwhere(mask))  # type: ignore[misc]
+
+
+def fmt(v: float) -> str:
+    if not np.isfinite(v):
+        return str(v)
+    if v == 0:
+        return "0"
+    if abs(v) >= 1e4 or abs(v) < 1e-3:
+        return f"{v:.3e}"
+    return f"{v:.4f}"
+
+
+def path_outcome(
+    values: Sequence[float],
+    steps: Sequence[str],
+    *,
+    expected: str,
+    strict: bool = True,
+) -> Outcome:
+    """Check a sequence of values measured along a path toward the truth.
+
+    Passes when no step increases the value by more than the tolerance and, when ``strict``,
+    the last value is clearly below the first (the component responds at all).
+    """
+    for k in range(1, len(values)):
+        if values[k] > values[k - 1] + tol(values[k - 1]):
+            return Outcome(
+                "fail",
+                expected=expected,
+                observed=(
+                    f"rises from {fmt(values[k - 1])} to {fmt(values[k])} on the step "
+                    f"{steps[k - 1]} -> {steps[k]}"
+                ),
+                values={"path": dict(zip(steps, values, strict=True))},
+            )
+    if strict and not values[0] - values[-1] > RESPOND_ATOL + RESPOND_RTOL * abs(values[-1]):
+        return Outcome(
+            "fail",
+            expected=expected,
+            observed=(
+                f"does not respond: {fmt(values[0])} at {steps[0]}, {fmt(values[-1])} at "
+                f"{steps[-1]} (a component that does not move cannot train)"
+            ),
+            values={"path": dict(zip(steps, values, strict=True))},
+        )
+    return Outcome.ok(path=dict(zip(steps, values, strict=True)))
+
+
+def finite_values(ctx: Context, case: sc.Case, role: str) -> float:
+    return ctx.value(case, role, finite=True)
+
+
+def scene_draws(
+    ctx: Context,
+    *,
+    min_objects: int = 1,
+    max_objects: int = 3,
+    crowded: bool | None = False,
+    tiny: bool = False,
+) -> st.SearchStrategy[Scene]:
+    """Scenes for ``ctx.spec``; ``crowded=None`` draws both crowded and spread-out scenes."""
+    if crowded is None:
+        return st.one_of(
+            ls.scenes(ctx.spec, min_objects=min_objects, max_objects=max_objects, tiny=tiny),
+            ls.scenes(ctx.spec, min_objects=min_objects, max_objects=max_objects, tiny=tiny, crowded=True),
+        )
+    return ls.scenes(
+        ctx.spec, min_objects=min_objects, max_objects=max_objects, tiny=tiny, crowded=crowded
+    )
+
+
+def with_seed(scenes: st.SearchStrategy[Scene], **extra: st.SearchStrategy[Any]) -> st.SearchStrategy[dict[str, Any]]:
+    return st.fixed_dictionaries({"scene": scenes, "seed": ls.noise_seeds(), **extra})
+
+
+def grad_norms(grad: np.ndarray, channels: np.ndarray) -> np.ndarray:
+    """Per-anchor gradient norm ``(batch, H, W, anchors)`` over the selected channels."""
+    g = np.where(channels, grad, 0.0)
+    return np.sqrt(np.sum(np.square(g), axis=-1))
+
+
+def expect_finite(ctx: Context, case: sc.Case, role: str) -> None:
+    v = ctx.evaluate(case).values[role]
+    if not np.isfinite(v):
+        raise NonFinite(role, case.label, v)

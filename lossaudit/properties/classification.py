@@ -1,0 +1,109 @@
+"""Classification behaviours: the one-class trap, and moving toward the true class."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from hypothesis import strategies as st
+
+from lossaudit import scenarios as sc
+from lossaudit import strategies as ls
+from lossaudit.properties._helpers import cells_where, fmt, path_outcome, scene_draws, tol
+from lossaudit.properties.registry import Context, Outcome, prop
+from lossaudit.spec import CLS0, CONFIDENT_LOGIT
+
+RISING = (-6.0, -3.0, 0.0, 3.0, 6.0, CONFIDENT_LOGIT)
+
+
+def _single_applies(ctx: Context, role: str) -> str | None:
+    if ctx.spec.classes != 1:
+        return f"{ctx.spec.classes} classes; see classification.decreases_as_true_class_rises"
+    return None
+
+
+@prop(
+    "single_class",
+    components=("classification",),
+    draws=lambda ctx, c: st.fixed_dictionaries(
+        {"scene": scene_draws(ctx, max_objects=3, crowded=None), "seed": ls.noise_seeds()}
+    ),
+    applies=_single_applies,
+    bugs=(1,),
+)
+def single_class(ctx: Context, role: str, d: dict[str, Any]) -> Outcome:
+    """With one class, a classification term that is constant with no gradient can never
+    train: reported as a warning, not a failure.
+
+    A softmax over a single logit is 1 whatever the network outputs, so a softmax or
+    categorical cross-entropy term is identically 0 (the seed write-up's "classification loss
+    is 0"). No weight or hyperparameter changes that; drop the term or use a sigmoid output.
+    """
+    scene = d["scene"]
+    cases = [
+        sc.noisy(scene, ctx.codec, seed=d["seed"]),
+        sc.perfect(scene, ctx.codec),
+        sc.set_class_logit(sc.perfect(scene, ctx.codec), ctx.codec, logit=-6.0, cls="true"),
+    ]
+    evs = [ctx.evaluate(c) for c in cases]
+    values = [e.values[role] for e in evs]
+    mask = scene.object_mask()
+    grad = max(float(np.abs(e.grads[role][..., CLS0:][mask]).max(initial=0.0)) for e in evs)
+    constant = max(values) - min(values) <= tol(values[0])
+    if constant and grad == 0.0:
+        return Outcome(
+            "warn",
+            expected="with C = 1 a classification term that can train (it moves with the class output)",
+            observed=(
+                f"{role} is {fmt(values[0])} on every prediction tried ({len(values)}) and sends no "
+                "gradient to the class channel: with one class a softmax is always 1, so this "
+                "term can never train. No weight changes that: drop it, or use a sigmoid class output."
+            ),
+            cells=cells_where(mask),
+            of=int(mask.sum()),
+            of_what="object anchors",
+            values={"values": values},
+        )
+    return Outcome.ok(info="the classification term responds with one class", values=values)
+
+
+def _rises_applies(ctx: Context, role: str) -> str | None:
+    if ctx.spec.classes == 1 and ctx.codec.cls == "softmax":
+        return "one class under softmax: see classification.single_class"
+    return None
+
+
+@prop(
+    "decreases_as_true_class_rises",
+    components=("classification", "total"),
+    draws=lambda ctx, c: st.fixed_dictionaries({"scene": scene_draws(ctx, max_objects=3, crowded=None)}),
+    applies=_rises_applies,
+    bugs=(2, 7, 10),
+)
+def decreases_as_true_class_rises(ctx: Context, role: str, d: dict[str, Any]) -> Outcome:
+    """As each object's true-class logit rises from -6 to +12 (other classes held at "no"), the
+    component never increases and ends clearly lower.
+
+    Catches a softmax applied to the one-hot truth (its optimum caps the true-class probability
+    near 0.58 with 3 classes) and a class index read as one-hot or the other way round.
+    """
+    base = sc.perfect(d["scene"], ctx.codec)
+    cases = [sc.set_class_logit(base, ctx.codec, logit=v, cls="true") for v in RISING]
+    values = [ctx.value(c, role) for c in cases]
+    out = path_outcome(
+        values,
+        [f"true-class logit {v:g}" for v in RISING],
+        expected=f"{role} never increases as the true-class logit rises from -6 to +12, and ends lower",
+    )
+    if out.status == "fail":
+        mask = d["scene"].object_mask()
+        return Outcome(
+            "fail",
+            expected=out.expected,
+            observed=out.observed,
+            cells=cells_where(mask),
+            of=int(mask.sum()),
+            of_what="object anchors (all moved)",
+            values=out.values,
+        )
+    return out

@@ -1,0 +1,348 @@
+"""Behaviours every component shares: finite, non-negative, minimal at the truth, gradient flow,
+batch independence."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from hypothesis import strategies as st
+
+from lossaudit import scenarios as sc
+from lossaudit.properties._helpers import (
+    CHANNELS,
+    ZERO_GRAD,
+    active_anchors,
+    cells_where,
+    fmt,
+    governed,
+    grad_norms,
+    scene_draws,
+    tol,
+    with_seed,
+)
+from lossaudit.properties.registry import Context, NonFinite, Outcome, prop
+from lossaudit.spec import CLS0, OBJ_CH
+
+ALL = ("coordinates", "objects", "no_objects", "classification", "confidence", "total")
+
+_FINITE_KINDS = (
+    "noisy",
+    "perfect",
+    "empty_batch",
+    "extreme_empty_all",
+    "extreme_object_logits",
+    "extreme_wh_all",
+)
+
+
+def _finite_draws(ctx: Context, component: str) -> st.SearchStrategy[Any]:
+    return st.fixed_dictionaries(
+        {
+            "kind": st.sampled_from(_FINITE_KINDS),
+            "scene": st.one_of(
+                scene_draws(ctx, min_objects=1, max_objects=3, crowded=None),
+                scene_draws(ctx, min_objects=1, max_objects=2, tiny=True),
+            ),
+            "seed": st.integers(0, 2**16 - 1),
+            "sign": st.sampled_from((1.0, -1.0)),
+        }
+    )
+
+
+def _finite_case(ctx: Context, d: dict[str, Any]) -> sc.Case:
+    kind, codec = d["kind"], ctx.codec
+    value = sc.EXTREME * d["sign"]
+    if kind == "noisy":
+        return sc.noisy(d["scene"], codec, seed=d["seed"])
+    if kind == "perfect":
+        return sc.perfect(d["scene"], codec)
+    if kind == "empty_batch":
+        return sc.noisy(sc.empty_scene(ctx.spec), codec, seed=d["seed"])
+    if kind == "extreme_empty_all":
+        return sc.extreme(sc.perfect(d["scene"], codec), value=value, where="empty", channels="all")
+    if kind == "extreme_object_logits":
+        base = sc.perfect(d["scene"], codec)
+        base = sc.extreme(base, value=value, where="objects", channels="obj")
+        return sc.extreme(base, value=-value, where="objects", channels="cls")
+    return sc.extreme(sc.noisy(d["scene"], codec, seed=d["seed"]), value=value, where="all", channels="wh")
+
+
+@prop("finite", components=ALL, draws=_finite_draws, bugs=(6, 11, 12, 13, 14, 15, 23))
+def finite(ctx: Context, role: str, d: dict[str, Any]) -> Outcome:
+    """The component and its gradient are finite for every valid scene.
+
+    Checked on typical and perfect predictions, an all-empty batch, logits of +-100 in empty
+    cells (a 0 * NaN leak through a multiplicative mask), saturated obj and class logits in
+    object cells (log of an activated probability), raw sizes of +-100 (exp overflow) and tiny
+    boxes (log(0), division by zero in IoU, sqrt at 0).
+    """
+    case = _finite_case(ctx, d)
+    ev = ctx.evaluate(case)
+    v = ev.values[role]
+    g = ev.grads[role]
+    bad = ~np.isfinite(g).all(axis=-1)
+    expected = "value and gradient finite (no NaN, no inf)"
+    if not np.isfinite(v):
+        return Outcome(
+            "fail",
+            expected=expected,
+            observed=f"{role} = {v} on {case.label}",
+            cells=cells_where(bad),
+            of=bad.size,
+            values={"value": v},
+        )
+    if bad.any():
+        return Outcome(
+            "fail",
+            expected=expected,
+            observed=f"{role} = {fmt(v)} but its gradient is non-finite on {case.label}",
+            cells=cells_where(bad),
+            of=bad.size,
+            values={"value": v},
+        )
+    return Outcome.ok(value=v)
+
+
+@prop(
+    "non_negative",
+    components=ALL,
+    draws=lambda ctx, c: with_seed(scene_draws(ctx, min_objects=0, crowded=None), scale=st.sampled_from((1.0, 3.0))),
+    bugs=(17,),
+)
+def non_negative(ctx: Context, role: str, d: dict[str, Any]) -> Outcome:
+    """The component is never negative (BCE against a target outside [0, 1] can be)."""
+    case = sc.noisy(d["scene"], ctx.codec, seed=d["seed"])
+    if d["scale"] != 1.0:
+        case = case.derive(case.y_pred * d["scale"], f"scaled_logits(factor={d['scale']})")
+    ev = ctx.evaluate(case)
+    v = ev.values[role]
+    if not np.isfinite(v):
+        raise NonFinite(role, case.label, v)
+    per = ev.per_sample.get(role)
+    if v < -tol(0.0) or (per is not None and (per < -tol(0.0)).any()):
+        detail = f"; per sample {np.round(per, 6).tolist()}" if per is not None else ""
+        return Outcome(
+            "fail",
+            expected=f"{role} >= 0 (atol={tol(0.0):g})",
+            observed=f"{role} = {fmt(v)} on {case.label}{detail}",
+            values={"value": v},
+        )
+    return Outcome.ok(value=v)
+
+
+def _finite_optimum_channels(ctx: Context, role: str, scene: Any) -> np.ndarray:
+    """Channels whose truth value is finite for this codec: boxes always; obj and classes only
+    for identity codecs (a saturating activation reaches its truth only at infinity)."""
+    m = governed("total", scene)
+    ch = np.arange(ctx.spec.channels)
+    if ctx.codec.saturating_obj:
+        m &= ch != OBJ_CH
+    if ctx.codec.saturating_cls:
+        m &= ch < CLS0
+    return m
+
+
+def _minimal_applies(ctx: Context, role: str) -> str | None:
+    if role in ("coordinates", "total"):
+        return None
+    sat = ctx.codec.saturating_cls if role == "classification" else ctx.codec.saturating_obj
+    if sat:
+        behaviour = {
+            "classification": "decreases_as_true_class_rises",
+            "objects": "decreases_as_confidence_rises",
+            "no_objects": "decreases_as_confidence_falls",
+            "confidence": "decreases_as_confidence_rises",
+        }[role]
+        return (
+            f"its codec saturates (truth only at infinite logits); {role}.{behaviour} checks "
+            "it moves toward the truth instead"
+        )
+    return None
+
+
+@prop(
+    "minimal_at_truth",
+    components=ALL,
+    draws=lambda ctx, c: with_seed(scene_draws(ctx, crowded=None)),
+    applies=_minimal_applies,
+    bugs=(2, 10, 19),
+)
+def minimal_at_truth(ctx: Context, role: str, d: dict[str, Any]) -> Outcome:
+    """At the perfect prediction the component is minimal: no small move of the predicted boxes
+    (or of identity-coded obj and class outputs) away from the truth lowers it.
+
+    Probes a random direction both ways and the component's own descent direction, at three
+    step sizes. The value there need not be 0 (BCE on soft targets has a floor by design); the
+    floor and the gradient size at the truth are reported as information.
+    """
+    scene = d["scene"]
+    base = sc.perfect(scene, ctx.codec)
+    ev = ctx.evaluate(base)
+    v0 = ev.values[role]
+    if not np.isfinite(v0):
+        raise NonFinite(role, base.label, v0)
+    chans = _finite_optimum_channels(ctx, role, scene)
+    g0 = np.where(chans, ev.grads[role], 0.0)
+    rng = np.random.default_rng(d["seed"])
+    u = np.where(chans, rng.normal(size=chans.shape), 0.0)
+    directions = [("random", u / max(np.linalg.norm(u), 1e-12))]
+    gnorm = float(np.linalg.norm(g0))
+    if np.isfinite(gnorm) and gnorm > ZERO_GRAD:
+        directions.append(("descent", -g0 / gnorm))
+    worst = None
+    for label, direction in directions:
+        for step in (1e-3, 1e-2, 1e-1):
+            for sign in ((1.0, -1.0) if label == "random" else (1.0,)):
+                moved = base.derive(base.y_pred + sign * step * direction, f"moved({label}, step={sign * step:g})")
+                v = ctx.value(moved, role)
+                if v < v0 - tol(v0) and (worst is None or v - v0 < worst[0]):
+                    worst = (v - v0, moved.label, v)
+    info = f"floor at the truth {fmt(v0)}; gradient norm there {fmt(gnorm)}"
+    if worst is not None:
+        moved_cells = chans.any(axis=-1)
+        return Outcome(
+            "fail",
+            expected=f"{role} at the perfect prediction <= {role} at any nearby prediction (tol={tol(v0):.2g})",
+            observed=(
+                f"{role} falls from {fmt(v0)} at the truth to {fmt(worst[2])} after "
+                f"{worst[1].split(' | ')[-1]}: its minimum is not at the truth (gradient norm at the truth {fmt(gnorm)})"
+            ),
+            cells=cells_where(moved_cells),
+            of=int(scene.object_mask().sum()),
+            of_what="object anchors",
+            values={"at_truth": v0, "nearby": worst[2], "gradient_norm": gnorm},
+            info=info,
+        )
+    return Outcome.ok(info=info, floor=v0, gradient_norm=gnorm)
+
+
+def _gradient_applies(ctx: Context, role: str) -> str | None:
+    if role == "classification" and ctx.spec.classes == 1 and ctx.codec.cls == "softmax":
+        return "one class under softmax: see classification.single_class"
+    return None
+
+
+@prop(
+    "gradient_flows",
+    components=ALL,
+    draws=lambda ctx, c: with_seed(scene_draws(ctx, crowded=None)),
+    applies=_gradient_applies,
+    bugs=(3, 4, 8, 9),
+)
+def gradient_flows(ctx: Context, role: str, d: dict[str, Any]) -> Outcome:
+    """The component sends a non-zero, finite gradient to the channels it governs wherever it is
+    active: coordinates to x, y, w, h of object anchors; objects to obj of object anchors;
+    no_objects to obj of empty anchors; classification to the class channels of object anchors.
+
+    A zero or disconnected gradient is the "this term does not respond to training" symptom:
+    a stop_gradient, a NumPy round trip, a mask thrown away, an anchor never selected.
+    """
+    scene = d["scene"]
+    case = sc.noisy(scene, ctx.codec, seed=d["seed"], tiny_empty_boxes=True)
+    ev = ctx.evaluate(case)
+    v = ev.values[role]
+    if not np.isfinite(v):
+        raise NonFinite(role, case.label, v)
+    active = active_anchors(role, scene)
+    n_active = int(active.sum())
+    if n_active == 0:
+        return Outcome.ok(info="no active anchor in this scene")
+    expected = f"non-zero finite gradient on {CHANNELS[role]}"
+    if not ev.connected[role]:
+        return Outcome(
+            "fail",
+            expected=expected,
+            observed=(
+                f"no path from the predictions to {role} at all (disconnected: a stop_gradient, "
+                "a NumPy round trip or a constant)"
+            ),
+            cells=cells_where(active),
+            of=n_active,
+            of_what="active anchors",
+            values={"value": v},
+        )
+    norms = grad_norms(ev.grads[role], governed(role, scene))
+    dead = active & ~(norms > ZERO_GRAD)
+    nonfinite = active & ~np.isfinite(norms)
+    if dead.any() or nonfinite.any():
+        what = "no gradient" if dead.any() else "a non-finite gradient"
+        bad = dead | nonfinite
+        return Outcome(
+            "fail",
+            expected=expected,
+            observed=f"{int(bad.sum())} / {n_active} active anchors get {what} from {role} (value {fmt(v)})",
+            cells=cells_where(bad),
+            of=n_active,
+            of_what="active anchors",
+            values={"value": v},
+        )
+    return Outcome.ok(value=v)
+
+
+def _batch_applies(ctx: Context, role: str) -> str | None:
+    if ctx.spec.batch < 2:
+        return "needs a batch of 2 or more images (--batch 2)"
+    return None
+
+
+def _batch_draws(ctx: Context, role: str) -> st.SearchStrategy[Any]:
+    others = tuple(range(1, ctx.spec.batch))
+    from lossaudit import strategies as ls
+
+    return st.fixed_dictionaries(
+        {
+            "scene": ls.scenes(ctx.spec, min_objects=0, max_objects=2, images=(0,)),
+            "others_a": ls.scenes(ctx.spec, min_objects=0, max_objects=3, images=others),
+            "others_b": ls.scenes(ctx.spec, min_objects=1, max_objects=3, images=others),
+            "seed": ls.noise_seeds(),
+        }
+    )
+
+
+@prop("batch_independent", components=ALL, draws=_batch_draws, applies=_batch_applies, bugs=(5,))
+def batch_independent(ctx: Context, role: str, d: dict[str, Any]) -> Outcome:
+    """One image's contribution does not depend on the other images in the batch.
+
+    Image 0 keeps its objects and predictions while the other images change; the gradient the
+    component sends to image 0 may only change by a common positive factor (a batch-wide
+    normaliser), never in direction (an ignore mask built from every image's truth).
+    """
+    from lossaudit.spec import Scene
+
+    spec = ctx.spec
+    img0 = d["scene"].objects
+    scene_a = Scene(spec, img0 + d["others_a"].objects)
+    scene_b = Scene(spec, img0 + d["others_b"].objects)
+    case_a = sc.noisy(scene_a, ctx.codec, seed=d["seed"])
+    other = sc.noisy(scene_b, ctx.codec, seed=(d["seed"] + 1) % 2**16)
+    pred_b = other.y_pred.copy()
+    pred_b[0] = case_a.y_pred[0]
+    case_b = sc.Case(scene_b, pred_b, f"{other.label} with image 0 from {case_a.label}")
+    ga = ctx.evaluate(case_a).grads[role][0]
+    gb = ctx.evaluate(case_b).grads[role][0]
+    for lab, g in (("a", ga), ("b", gb)):
+        if not np.isfinite(g).all():
+            raise NonFinite(role, f"batch {lab}", float("nan"))
+    na, nb = np.linalg.norm(ga), np.linalg.norm(gb)
+    if na <= ZERO_GRAD and nb <= ZERO_GRAD:
+        return Outcome.ok(info="no gradient on image 0 in either batch")
+    k = float(np.sum(ga * gb) / max(nb * nb, ZERO_GRAD))
+    resid = ga - k * gb
+    bad_anchor = np.sqrt(np.sum(resid**2, axis=-1)) > 1e-4 * max(na, nb) + 1e-9
+    if k <= 0 or np.linalg.norm(resid) > 1e-4 * max(na, nb) + 1e-9:
+        cells = tuple((0, *c) for c in cells_where(bad_anchor))
+        return Outcome(
+            "fail",
+            expected=f"gradient of {role} on image 0 unchanged (up to a positive factor) when other images change (rtol=1e-4)",
+            observed=(
+                f"it changes direction: relative residual {fmt(float(np.linalg.norm(resid) / max(na, nb)))} "
+                f"after changing images 1..{spec.batch - 1} from {list(d['others_a'].objects)} to {list(d['others_b'].objects)}"
+            ),
+            cells=cells,
+            of=int(np.prod(spec.shape[1:4])),
+            of_what="anchors of image 0",
+            values={"factor": k},
+        )
+    return Outcome.ok(factor=k)
+

@@ -1,0 +1,234 @@
+"""The property registry: one place that knows every property's name, component and docs.
+
+A property is a small function ``check(ctx, component, drawn) -> Outcome`` plus metadata. The
+:func:`prop` decorator registers one entry per component it applies to, named
+``<component>.<behaviour>`` (``coordinates.minimal_at_truth``).
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from lossaudit.errors import InvalidArgument, did_you_mean, invalid
+from lossaudit.spec import Codec, GridSpec
+
+if TYPE_CHECKING:
+    from hypothesis.strategies import SearchStrategy
+
+    from lossaudit.adapter import Adapter, Evaluation
+    from lossaudit.scenarios import Case
+    from lossaudit.settings import Settings
+
+__all__ = [
+    "COMPONENTS",
+    "Context",
+    "NonFinite",
+    "Outcome",
+    "Property",
+    "get",
+    "names",
+    "prop",
+    "select",
+]
+
+COMPONENTS = ("coordinates", "objects", "no_objects", "classification", "confidence", "total")
+
+
+class NonFinite(Exception):
+    """A non-finite value met by a property that is not about finiteness (reported as error)."""
+
+    def __init__(self, role: str, label: str, value: float):
+        super().__init__(
+            f"the loss returned {value} for {role} on {label}; see {role}.finite for where "
+            "non-finite values come from"
+        )
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one check saw on one drawn example.
+
+    ``status`` is ``pass``, ``fail`` or ``warn``; ``expected`` states the relation and tolerance;
+    ``observed`` what was seen; ``cells`` the offending ``(b, i, j, a)`` anchors out of ``of``;
+    ``values`` the numbers behind the verdict; ``info`` a note kept even on a pass.
+    """
+
+    status: str
+    expected: str = ""
+    observed: str = ""
+    cells: tuple[tuple[int, int, int, int], ...] = ()
+    of: int = 0
+    of_what: str = "anchors"
+    values: dict[str, Any] = field(default_factory=dict)
+    info: str = ""
+
+    @classmethod
+    def ok(cls, info: str = "", **values: Any) -> Outcome:
+        return cls("pass", info=info, values=values)
+
+
+@dataclass
+class Context:
+    """Everything a check needs: the adapter, the spec and codec, and what the probe found."""
+
+    adapter: Adapter
+    spec: GridSpec
+    codec: Codec
+    settings: Settings
+    roles: tuple[str, ...] = ()
+    total_given: bool = True
+    per_sample: frozenset[str] = frozenset()
+    examples: int = 0
+
+    def evaluate(self, case: Case) -> Evaluation:
+        return self.adapter.evaluate(case)
+
+    def value(self, case: Case, role: str, *, finite: bool = True) -> float:
+        v = self.evaluate(case).values[role]
+        if finite and not np.isfinite(v):
+            raise NonFinite(role, case.label, v)
+        return v
+
+    @property
+    def components(self) -> tuple[str, ...]:
+        """Reported components other than total."""
+        return tuple(r for r in self.roles if r != "total")
+
+
+Applies = Callable[[Context, str], "str | None"]
+Draws = Callable[[Context, str], "SearchStrategy[Any]"]
+Check = Callable[[Context, str, Any], Outcome]
+
+
+@dataclass(frozen=True)
+class Property:
+    """One registered property: ``check`` runs on values drawn from ``draws``."""
+
+    name: str
+    component: str
+    behaviour: str
+    doc: str
+    bugs: tuple[int, ...]
+    draws: Draws
+    check: Check
+    applies: Applies
+
+    @property
+    def summary(self) -> str:
+        return self.doc.strip().splitlines()[0] if self.doc.strip() else ""
+
+    def skip_reason(self, ctx: Context) -> str | None:
+        """Why this property does not apply to the audited loss, or ``None`` when it does."""
+        return self.applies(ctx, self.component)
+
+
+_REGISTRY: dict[str, Property] = {}
+
+
+def _always(ctx: Context, component: str) -> str | None:
+    return None
+
+
+def component_present(ctx: Context, component: str) -> str | None:
+    """Default applicability: the loss reports the component (total variants of per-component
+    behaviours only when the loss reports no components at all)."""
+    if component == "total":
+        return None
+    if component not in ctx.roles:
+        return f"the loss reports no {component} component"
+    if component == "confidence" and "objects" in ctx.roles and "no_objects" in ctx.roles:
+        return "objects and no_objects are reported separately and audited instead"
+    return None
+
+
+def prop(
+    behaviour: str,
+    *,
+    components: Iterable[str],
+    draws: Draws,
+    bugs: Iterable[int] = (),
+    applies: Applies | None = None,
+    total_only_when_scalar: bool = True,
+) -> Callable[[Check], Check]:
+    """Register ``check`` as ``<component>.<behaviour>`` for each component.
+
+    ``total_only_when_scalar`` keeps a per-component behaviour's ``total`` variant for losses
+    that report no components (scalar-only losses get every property checkable on the total).
+    """
+
+    def decorate(check: Check) -> Check:
+        doc = inspect.getdoc(check) or ""
+        extra = applies or _always
+
+        def applicability(ctx: Context, component: str) -> str | None:
+            reason = component_present(ctx, component)
+            if reason is None and component == "total" and total_only_when_scalar and ctx.components:
+                reason = "the loss reports components; they are audited instead of the total"
+            return reason or extra(ctx, component)
+
+        for component in components:
+            if component not in COMPONENTS:
+                raise ValueError(f"unknown component {component!r} for {behaviour}")
+            name = f"{component}.{behaviour}"
+            if name in _REGISTRY:
+                raise ValueError(f"property {name} registered twice")
+            _REGISTRY[name] = Property(
+                name=name,
+                component=component,
+                behaviour=behaviour,
+                doc=doc,
+                bugs=tuple(bugs),
+                draws=draws,
+                check=check,
+                applies=applicability,
+            )
+        return check
+
+    return decorate
+
+
+def names() -> tuple[str, ...]:
+    """Every registered property name, in registration order."""
+    return tuple(_REGISTRY)
+
+
+def get(name: str) -> Property:
+    """The property called ``name``; unknown names get close matches."""
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise invalid(
+            "unknown property",
+            "a registered name such as coordinates.minimal_at_truth",
+            f"{name!r}",
+            "List them with `lossaudit report --list`." + did_you_mean(name, _REGISTRY),
+            cls=InvalidArgument,
+        ) from None
+
+
+def select(
+    *, only: Iterable[str] | None = None, components: Iterable[str] | None = None
+) -> tuple[Property, ...]:
+    """Registered properties, filtered by exact names (``only``) and/or components."""
+    chosen = list(_REGISTRY.values())
+    if only:
+        wanted = [get(n).name for n in only]
+        chosen = [p for p in chosen if p.name in wanted]
+    if components:
+        comps = set(components)
+        for c in comps:
+            if c not in COMPONENTS:
+                raise invalid(
+                    "unknown component",
+                    " | ".join(COMPONENTS),
+                    f"{c!r}",
+                    "Filter by a canonical component name." + did_you_mean(c, COMPONENTS),
+                    cls=InvalidArgument,
+                )
+        chosen = [p for p in chosen if p.component in comps]
+    return tuple(chosen)

@@ -1,0 +1,309 @@
+"""Whole-loss behaviours: purity, consistency with the components, graph parity, grid
+transposition, other grid sizes, batch reduction."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from hypothesis import strategies as st
+
+from lossaudit import scenarios as sc
+from lossaudit import strategies as ls
+from lossaudit.adapter import BASE_ROLES
+from lossaudit.errors import LossError
+from lossaudit.properties._helpers import fmt, path_outcome, scene_draws, tol
+from lossaudit.properties.coordinates import converge_path
+from lossaudit.properties.registry import Context, NonFinite, Outcome, prop
+
+
+def _scene_seed(ctx: Context, role: str) -> st.SearchStrategy[Any]:
+    return st.fixed_dictionaries(
+        {"scene": scene_draws(ctx, min_objects=0, max_objects=3, crowded=None), "seed": ls.noise_seeds()}
+    )
+
+
+@prop("pure", components=("total",), draws=_scene_seed, total_only_when_scalar=False, bugs=(21,))
+def pure(ctx: Context, role: str, d: dict[str, Any]) -> Outcome:
+    """The same inputs give the same values on every call (no warm-up counter or other state
+    inside the loss)."""
+    case = sc.noisy(d["scene"], ctx.codec, seed=d["seed"])
+    mode = ctx.adapter.default_mode
+    runs = []
+    for _ in range(3):
+        ev, err = ctx.adapter.try_mode(case, mode)
+        if ev is None:
+            raise LossError(err or "the loss failed")
+        runs.append(ev.values)
+    for r in ctx.roles:
+        vals = [run[r] for run in runs]
+        if not all(np.isfinite(vals)):
+            continue
+        if max(vals) - min(vals) > tol(vals[0], atol=1e-7, rtol=1e-6):
+            return Outcome(
+                "fail",
+                expected="identical values on three calls with identical inputs",
+                observed=f"{r} = {', '.join(fmt(v) for v in vals)} on three calls of {case.label}",
+                values={"calls": vals},
+            )
+    return Outcome.ok()
+
+
+def _consistent_applies(ctx: Context, role: str) -> str | None:
+    if not ctx.components:
+        return "the loss reports no components"
+    if not ctx.total_given:
+        return "the loss gives no total of its own (lossaudit sums the components)"
+    return None
+
+
+def _base_sum(values: dict[str, float]) -> float:
+    base = [r for r in BASE_ROLES if r in values]
+    if "confidence" in values and not ("objects" in values and "no_objects" in values):
+        base = [r for r in base if r not in ("objects", "no_objects")] + ["confidence"]
+    return float(sum(values[r] for r in base))
+
+
+@prop(
+    "consistent_with_components",
+    components=("total",),
+    draws=_scene_seed,
+    applies=_consistent_applies,
+    total_only_when_scalar=False,
+    bugs=(3,),
+)
+def consistent_with_components(ctx: Context, role: str, d: dict[str, Any]) -> Outcome:
+    """The total equals the sum of the reported components times one constant (the seed's
+    0.5 x sum): a term computed and logged but left out of the total does not."""
+    scene = d["scene"]
+    cases = [
+        sc.noisy(scene, ctx.codec, seed=d["seed"]),
+        sc.perfect(scene, ctx.codec),
+        sc.noisy(scene, ctx.codec, seed=(d["seed"] + 17) % 2**16),
+    ]
+    pairs = []
+    for case in cases:
+        values = ctx.evaluate(case).values
+        total, parts = values["total"], _base_sum(values)
+        if not (np.isfinite(total) and np.isfinite(parts)):
+            raise NonFinite("total", case.label, total)
+        pairs.append((case.label, total, parts))
+    ref = max(pairs, key=lambda p: abs(p[2]))
+    if abs(ref[2]) <= 1e-6:
+        return Outcome.ok(info="components are ~0 on these cases")
+    k = ref[1] / ref[2]
+    for label, total, parts in pairs:
+        if abs(total - k * parts) > tol(total, atol=1e-5, rtol=1e-4) or k <= 0:
+            return Outcome(
+                "fail",
+                expected=f"total = k x ({' + '.join(r for r in ctx.components)}) with one constant k > 0",
+                observed=(
+                    f"k = {fmt(k)} from {ref[0]}, but on {label} total = {fmt(total)} while "
+                    f"k x sum = {fmt(k * parts)}"
+                ),
+                values={"k": k, "total": total, "sum": parts},
+            )
+    return Outcome.ok(info=f"total = {fmt(k)} x sum of components", k=k)
+
+
+def _close(a: np.ndarray, b: np.ndarray, rtol: float, atol: float) -> bool:
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    both_nan = np.isnan(a) & np.isnan(b)
+    scale = max(float(np.nanmax(np.abs(a), initial=0.0)), float(np.nanmax(np.abs(b), initial=0.0)))
+    ok = np.isclose(a, b, rtol=rtol, atol=atol + rtol * scale) | both_nan
+    return bool(ok.all())
+
+
+@prop(
+    "graph_parity",
+    components=("total",),
+    draws=lambda ctx, c: st.fixed_dictionaries(
+        {
+            "scene": scene_draws(ctx, min_objects=0, max_objects=3, crowded=None),
+            "seed": ls.noise_seeds(),
+            "extreme": st.booleans(),
+        }
+    ),
+    total_only_when_scalar=False,
+    bugs=(13, 28),
+)
+def graph_parity(ctx: Context, role: str, d: dict[str, Any]) -> Outcome:
+    """Values and gradients agree eagerly, under tf.function and under XLA (jit_compile=True)
+    where the loss compiles; a loss that breaks in graph mode fails with its error.
+
+    Python side effects and ``.numpy()`` inside a loss work eagerly and break when traced.
+    """
+    if ctx.adapter.graph_error:
+        return Outcome(
+            "fail",
+            expected="the loss runs under tf.function as it does eagerly",
+            observed=f"tracing under tf.function fails: {ctx.adapter.graph_error}",
+        )
+    case = sc.noisy(d["scene"], ctx.codec, seed=d["seed"])
+    if d["extreme"]:
+        case = sc.extreme(case, value=sc.EXTREME, where="empty", channels="all")
+    eager, err_e = ctx.adapter.try_mode(case, "eager")
+    graph, err_g = ctx.adapter.try_mode(case, "graph")
+    if graph is None or eager is None:
+        which = "eagerly" if eager is None else "under tf.function"
+        return Outcome(
+            "fail",
+            expected="the loss runs eagerly and under tf.function",
+            observed=f"it fails {which} on {case.label}: {err_e or err_g}",
+        )
+    xla, err_x = ctx.adapter.try_mode(case, "xla")
+    notes = [] if xla is not None else [f"XLA: does not compile ({err_x}); not compared"]
+    modes = [("tf.function", graph, 1e-4, 1e-6)]
+    if xla is not None:
+        modes.append(("XLA", xla, 1e-3, 1e-5))
+    for name, ev, rtol, atol in modes:
+        for r in ctx.roles:
+            if not _close(eager.values[r], ev.values[r], rtol, atol):
+                return Outcome(
+                    "fail",
+                    expected=f"{r} the same eagerly and under {name} (rtol={rtol:g})",
+                    observed=f"{r} = {fmt(eager.values[r])} eagerly, {fmt(ev.values[r])} under {name} on {case.label}",
+                    values={"eager": eager.values[r], name: ev.values[r]},
+                )
+            if not _close(eager.grads[r], ev.grads[r], rtol, atol):
+                return Outcome(
+                    "fail",
+                    expected=f"gradient of {r} the same eagerly and under {name} (rtol={rtol:g})",
+                    observed=f"the gradients of {r} differ on {case.label}",
+                )
+    return Outcome.ok(info="; ".join(notes))
+
+
+def _transpose_applies(ctx: Context, role: str) -> str | None:
+    if not ctx.codec.symmetric_anchors:
+        return "the anchors are not square, so a transposed scene needs other anchors"
+    return None
+
+
+@prop(
+    "transpose_invariant",
+    components=("total",),
+    draws=_scene_seed,
+    applies=_transpose_applies,
+    total_only_when_scalar=False,
+    bugs=(16,),
+)
+def transpose_invariant(ctx: Context, role: str, d: dict[str, Any]) -> Outcome:
+    """Transposing the grid (rows with columns, x with y, w with h, in truth and predictions
+    together) changes no component: no row/column confusion and no square-grid assumption."""
+    case = sc.noisy(d["scene"], ctx.codec, seed=d["seed"])
+    flipped = sc.transposed(case)
+    try:
+        ev_t = ctx.evaluate(flipped)
+    except LossError as exc:
+        return Outcome(
+            "fail",
+            expected=f"the loss runs on the transposed {ctx.spec.W}x{ctx.spec.H} grid",
+            observed=f"it fails there: {exc}",
+        )
+    ev = ctx.evaluate(case)
+    for r in ctx.roles:
+        a, b = ev.values[r], ev_t.values[r]
+        if not (np.isfinite(a) and np.isfinite(b)):
+            continue
+        if abs(a - b) > tol(a, atol=1e-5, rtol=1e-4):
+            return Outcome(
+                "fail",
+                expected=f"{r} unchanged when the scene is transposed (rtol=1e-4)",
+                observed=(
+                    f"{r} = {fmt(a)} on the {ctx.spec.H}x{ctx.spec.W} grid, {fmt(b)} on its "
+                    f"transpose ({ctx.spec.W}x{ctx.spec.H})"
+                ),
+                values={"original": a, "transposed": b},
+            )
+    return Outcome.ok()
+
+
+def _other_grid(ctx: Context) -> Any:
+    return ctx.spec.replace(H=ctx.spec.H + 1, W=ctx.spec.W + 2)
+
+
+def _other_grid_draws(ctx: Context, role: str) -> st.SearchStrategy[Any]:
+    spec = _other_grid(ctx)
+    return st.fixed_dictionaries(
+        {
+            "scene": ls.scenes(spec, min_objects=1, max_objects=3),
+            "move": st.sampled_from(("shift", "scale", "both")),
+            "dx": ls.shifts(),
+            "dy": ls.shifts(),
+            "dw": ls.shifts(high=0.7),
+            "dh": ls.shifts(high=0.7),
+        }
+    )
+
+
+@prop(
+    "other_grid_size",
+    components=("total",),
+    draws=_other_grid_draws,
+    total_only_when_scalar=False,
+    bugs=(24,),
+)
+def other_grid_size(ctx: Context, role: str, d: dict[str, Any]) -> Outcome:
+    """The loss runs at another grid size (H+1, W+2) and its boxes still converge there: no
+    hard-coded input size, grid or anchor normalisation."""
+    spec = d["scene"].spec
+    cases, steps = converge_path(ctx, d)
+    target = "coordinates" if "coordinates" in ctx.roles else "total"
+    try:
+        values = [ctx.value(c, target) for c in cases]
+    except LossError as exc:
+        return Outcome(
+            "fail",
+            expected=f"the loss runs on a {spec.H}x{spec.W} grid as on {ctx.spec.H}x{ctx.spec.W}",
+            observed=f"it fails there: {exc}",
+        )
+    out = path_outcome(
+        values,
+        steps,
+        expected=f"on a {spec.H}x{spec.W} grid, {target} never increases as boxes return to the truth, and ends lower",
+    )
+    return out
+
+
+def _reduction_draws(ctx: Context, role: str) -> st.SearchStrategy[Any]:
+    return st.fixed_dictionaries(
+        {"scene": scene_draws(ctx, min_objects=1, max_objects=3, crowded=None), "seed": ls.noise_seeds()}
+    )
+
+
+@prop(
+    "reduction_consistent",
+    components=("total",),
+    draws=_reduction_draws,
+    total_only_when_scalar=False,
+    bugs=(20,),
+)
+def reduction_consistent(ctx: Context, role: str, d: dict[str, Any]) -> Outcome:
+    """A batch repeated twice gives every component 2x its value (a sum over the batch) or 1x
+    (a mean), the same factor for all components and as declared (``reduction``)."""
+    case = sc.noisy(d["scene"], ctx.codec, seed=d["seed"])
+    twice = sc.repeated(case, 2)
+    v1, v2 = ctx.evaluate(case).values, ctx.evaluate(twice).values
+    ratios = {}
+    for r in ctx.roles:
+        if not (np.isfinite(v1[r]) and np.isfinite(v2[r])):
+            raise NonFinite(r, case.label, v1[r])
+        if abs(v1[r]) > 1e-4:
+            ratios[r] = v2[r] / v1[r]
+    if not ratios:
+        return Outcome.ok(info="every component is ~0 here")
+    declared = ctx.settings.reduction
+    allowed = {"sum": (2.0,), "mean": (1.0,), "auto": (1.0, 2.0)}[declared]
+    shown = ", ".join(f"{r} x{fmt(k)}" for r, k in ratios.items())
+    off = {r: k for r, k in ratios.items() if not any(abs(k - a) <= 1e-3 * a for a in allowed)}
+    kinds = {round(k) for k in ratios.values() if not off}
+    if off or len(kinds) > 1:
+        want = {"sum": "2x (a sum over the batch)", "mean": "1x (a mean over the batch)", "auto": "all 1x or all 2x"}[declared]
+        return Outcome(
+            "fail",
+            expected=f"a batch repeated twice scales every component by {want}",
+            observed=f"factors {shown}: the components reduce over the batch differently",
+            values={"ratios": ratios},
+        )
+    return Outcome.ok(info=f"batch {'sum' if 2 in kinds else 'mean'} ({shown})", ratios=ratios)

@@ -1,0 +1,191 @@
+"""The audit's result as plain data: frozen dataclasses with ``to_dict``/``from_dict``.
+
+JSON (``to_dict``) is the canonical form and carries ``schema_version``; every renderer reads
+the same :class:`Report`. Nothing here imports TensorFlow or Hypothesis.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "STATUSES",
+    "Counterexample",
+    "Report",
+    "Result",
+]
+
+SCHEMA_VERSION = 1
+#: Result statuses, worst first.
+STATUSES = ("error", "fail", "warn", "pass", "skip")
+COMPONENT_ORDER = ("coordinates", "objects", "no_objects", "classification", "confidence", "total")
+
+
+def _jsonable(value: Any) -> Any:
+    """Numbers made JSON-safe: NaN and infinities become strings, numpy scalars floats."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if hasattr(value, "tolist"):
+        return _jsonable(value.tolist())
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "nan"
+        if math.isinf(value):
+            return "inf" if value > 0 else "-inf"
+        return value
+    if isinstance(value, bool | int | str) or value is None:
+        return value
+    return repr(value)
+
+
+@dataclass(frozen=True)
+class Counterexample:
+    """The minimal example Hypothesis shrank a failure to.
+
+    ``spec`` and ``scene`` rebuild the truth (``scene`` lists objects as dicts); ``code`` is the
+    same as constructor calls; ``case`` names the transforms that built the predictions;
+    ``params`` the other drawn values; ``observed`` the numbers behind the verdict.
+    """
+
+    spec: dict[str, int]
+    scene: list[dict[str, Any]]
+    code: str
+    case: str = ""
+    params: dict[str, Any] = field(default_factory=dict)
+    observed: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return _jsonable(asdict(self))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Counterexample:
+        return cls(
+            spec=dict(data["spec"]),
+            scene=list(data.get("scene", [])),
+            code=data.get("code", ""),
+            case=data.get("case", ""),
+            params=dict(data.get("params", {})),
+            observed=dict(data.get("observed", {})),
+        )
+
+
+@dataclass(frozen=True)
+class Result:
+    """One property's verdict on one loss."""
+
+    property: str
+    component: str
+    status: str
+    message: str
+    expected: str = ""
+    observed: str = ""
+    cells: list[list[int]] = field(default_factory=list)
+    cells_of: int = 0
+    cells_what: str = "anchors"
+    counterexample: Counterexample | None = None
+    reproduce: str = ""
+    info: str = ""
+    bugs: list[int] = field(default_factory=list)
+    examples: int = 0
+    seconds: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.status not in STATUSES:
+            raise ValueError(f"status must be one of {STATUSES}, not {self.status!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {k: v for k, v in asdict(self).items() if k != "counterexample"}
+        d["counterexample"] = self.counterexample.to_dict() if self.counterexample else None
+        return _jsonable(d)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Result:
+        cx = data.get("counterexample")
+        known = {k: data[k] for k in cls.__dataclass_fields__ if k in data and k != "counterexample"}
+        return cls(**known, counterexample=Counterexample.from_dict(cx) if cx else None)
+
+
+@dataclass(frozen=True)
+class Report:
+    """Everything one audit found, in a form any renderer can read."""
+
+    target: str
+    spec: dict[str, int]
+    codec: dict[str, Any]
+    results: tuple[Result, ...]
+    settings: dict[str, Any] = field(default_factory=dict)
+    components: dict[str, list[str]] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
+    stats: dict[str, Any] = field(default_factory=dict)
+    schema_version: int = SCHEMA_VERSION
+
+    @property
+    def summary(self) -> dict[str, int]:
+        """Count of results per status, every status present."""
+        counts = dict.fromkeys(STATUSES, 0)
+        for r in self.results:
+            counts[r.status] += 1
+        return counts
+
+    @property
+    def ok(self) -> bool:
+        """True when no property failed and the loss raised nowhere."""
+        s = self.summary
+        return s["fail"] == 0 and s["error"] == 0
+
+    def verdicts(self) -> dict[str, str]:
+        """Worst status per component, in canonical component order."""
+        worst: dict[str, str] = {}
+        for r in self.results:
+            cur = worst.get(r.component)
+            if cur is None or STATUSES.index(r.status) < STATUSES.index(cur):
+                worst[r.component] = r.status
+        return {c: worst[c] for c in COMPONENT_ORDER if c in worst}
+
+    def by_status(self, status: str) -> list[Result]:
+        return [r for r in self.results if r.status == status]
+
+    def to_dict(self) -> dict[str, Any]:
+        return _jsonable(
+            {
+                "schema_version": self.schema_version,
+                "target": self.target,
+                "spec": self.spec,
+                "codec": self.codec,
+                "settings": self.settings,
+                "components": self.components,
+                "summary": self.summary,
+                "verdicts": self.verdicts(),
+                "results": [r.to_dict() for r in self.results],
+                "notes": list(self.notes),
+                "stats": self.stats,
+            }
+        )
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent, sort_keys=False)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Report:
+        version = data.get("schema_version")
+        if version != SCHEMA_VERSION:
+            raise ValueError(
+                f"report schema_version {version!r} is not supported: expected {SCHEMA_VERSION}"
+            )
+        return cls(
+            target=data["target"],
+            spec=dict(data["spec"]),
+            codec=dict(data["codec"]),
+            results=tuple(Result.from_dict(r) for r in data["results"]),
+            settings=dict(data.get("settings", {})),
+            components={k: list(v) for k, v in data.get("components", {}).items()},
+            notes=tuple(data.get("notes", ())),
+            stats=dict(data.get("stats", {})),
+            schema_version=version,
+        )
