@@ -108,12 +108,42 @@ class Evaluation:
         return tuple(r for r in (*BASE_ROLES, "confidence", "total") if r in self.values)
 
 
+@contextlib.contextmanager
+def _silenced_fd2() -> Iterator[None]:
+    """Silence the C++ side's stderr: TensorFlow's start-up logging ignores every setting."""
+    try:
+        saved = os.dup(2)
+    except OSError:
+        yield
+        return
+    try:
+        with open(os.devnull, "w") as devnull:
+            sys.stderr.flush()
+            os.dup2(devnull.fileno(), 2)
+            try:
+                yield
+            finally:
+                os.dup2(saved, 2)
+    finally:
+        os.close(saved)
+
+
 def _tf() -> Any:
+    """TensorFlow, imported (and its devices initialised) once, quietly."""
     tf = sys.modules.get("tensorflow")
-    if tf is None:
+    if tf is None or not getattr(_tf, "ready", False):
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        import tensorflow as tf
+        with _silenced_fd2():
+            import tensorflow as tf
+
+            tf.constant(0.0) + 1.0  # device discovery logs here, so do it while silenced
+        _tf.ready = True  # type: ignore[attr-defined]
     return tf
+
+
+def import_tensorflow() -> Any:
+    """Import TensorFlow without its start-up noise on the terminal; returns the module."""
+    return _tf()
 
 
 def _where_in_user_code(exc: BaseException) -> str:

@@ -28,6 +28,8 @@ from lossaudit.spec import Codec, GridSpec, Obj, Scene
 __all__ = ["audit", "reproduce_command"]
 
 Progress = Callable[[int, int, str], None]
+#: Offending cells kept per result (the count is kept in full).
+MAX_CELLS = 20
 
 
 class _Falsified(Exception):
@@ -198,7 +200,8 @@ def _result(
         message=_message(outcome),
         expected=outcome.expected,
         observed=outcome.observed,
-        cells=[list(c) for c in outcome.cells[:5]],
+        cells=[list(c) for c in outcome.cells[:MAX_CELLS]],
+        cells_count=len(outcome.cells),
         cells_of=outcome.of,
         cells_what=outcome.of_what,
         counterexample=_counterexample(drawn, outcome),

@@ -86,6 +86,7 @@ class Result:
     expected: str = ""
     observed: str = ""
     cells: list[list[int]] = field(default_factory=list)
+    cells_count: int = 0
     cells_of: int = 0
     cells_what: str = "anchors"
     counterexample: Counterexample | None = None

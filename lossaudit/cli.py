@@ -1,0 +1,300 @@
+"""The ``lossaudit`` command line: ``lossaudit report [TARGET] [options]``.
+
+``--help`` and argument errors never import TensorFlow; only running an audit does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import enum
+import os
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import NoReturn
+
+from lossaudit.errors import LossAuditError, did_you_mean
+from lossaudit.spec import CLS_CHOICES, OBJ_CHOICES, WH_CHOICES, XY_CHOICES, GridSpec
+
+
+class ExitCode(enum.IntEnum):
+    """What ``lossaudit`` returns to the shell."""
+
+    #: Every property that applies held (warnings allowed).
+    OK = 0
+    #: A property failed or the loss raised, hung or returned something unusable.
+    FAILED = 1
+    #: The command was used wrongly: bad option, missing file, unknown name.
+    USAGE = 2
+    #: lossaudit itself broke; the message asks for a bug report.
+    INTERNAL = 3
+
+
+class UsageError(Exception):
+    """A mistake on the command line, reported with exit code 2 and no traceback."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        hint = ""
+        if "invalid choice:" in message:
+            bad = message.split("invalid choice:", 1)[1].split("(", 1)[0].strip().strip("'\"")
+            choices = message.split("choose from", 1)[-1]
+            names = [c.strip(" ')\"") for c in choices.split(",")]
+            hint = did_you_mean(bad, names)
+        self.exit(
+            ExitCode.USAGE,
+            f"lossaudit: error: {message}.{hint}\nRun '{self.prog} --help' for the options.\n",
+        )
+
+
+def _grid(text: str) -> tuple[int, int]:
+    parts = text.lower().replace("*", "x").split("x")
+    try:
+        values = [int(p) for p in parts]
+    except ValueError:
+        values = []
+    if len(values) not in (1, 2) or any(v < 1 for v in values):
+        raise argparse.ArgumentTypeError(
+            f"expected H or HxW with positive integers (e.g. 13 or 13x9); received {text!r}"
+        )
+    return (values[0], values[-1])
+
+
+def _anchor(text: str) -> tuple[float, float]:
+    try:
+        w, h = (float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected W,H as image fractions (e.g. 0.2,0.3); received {text!r}"
+        ) from None
+    return (w, h)
+
+
+def _component(text: str) -> tuple[str, str]:
+    from lossaudit.adapter import ROLES
+
+    name, sep, role = text.partition("=")
+    if not sep or not name or role not in ROLES:
+        raise argparse.ArgumentTypeError(
+            f"expected NAME=ROLE with ROLE one of {', '.join(ROLES)}; received {text!r}"
+            + did_you_mean(role, ROLES)
+        )
+    return (name, role)
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer; received {text!r}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    defaults = GridSpec()
+    parser = _Parser(
+        prog="lossaudit",
+        description="Audit a YOLO-style detection loss, component by component.",
+    )
+    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    sub = parser.add_subparsers(dest="command", parser_class=_Parser)
+    rep = sub.add_parser(
+        "report",
+        help="audit a loss and print a report",
+        description=(
+            "Audit a loss with property-based tests and report a verdict per component. "
+            "Exit code 0: nothing failed; 1: a property failed or the loss errored; 2: usage error."
+        ),
+    )
+    rep.add_argument(
+        "target",
+        nargs="?",
+        help="path/to/file.py:name or package.module:name (a function, a Keras Loss instance or class); "
+        "default: the bundled seed loss",
+    )
+    g = rep.add_argument_group("grid")
+    g.add_argument("--grid", type=_grid, metavar="H|HxW", help=f"grid size (default {defaults.H}x{defaults.W})")
+    g.add_argument("--anchors", type=_positive, metavar="B", help=f"anchors per cell (default {defaults.anchors})")
+    g.add_argument("--classes", type=_positive, metavar="C", help=f"number of classes (default {defaults.classes})")
+    g.add_argument("--batch", type=_positive, metavar="N", help=f"images per batch (default {defaults.batch})")
+    c = rep.add_argument_group("codec: the activations the loss applies to raw outputs")
+    c.add_argument("--xy", choices=XY_CHOICES, default="sigmoid", help="centre offsets (default sigmoid)")
+    c.add_argument("--wh", choices=WH_CHOICES, default="exp", help="box sizes (default exp)")
+    c.add_argument("--obj", choices=OBJ_CHOICES, default="sigmoid", help="objectness (default sigmoid)")
+    c.add_argument("--cls", choices=CLS_CHOICES, default="softmax", help="classes (default softmax)")
+    c.add_argument(
+        "--anchor-sizes", type=_anchor, nargs="+", metavar="W,H",
+        help="one W,H per anchor as image fractions (default 1.0 each)",
+    )
+    c.add_argument(
+        "--component", type=_component, action="append", default=[], metavar="NAME=ROLE",
+        help="map a reported component name to a role (coordinates, objects, no_objects, "
+        "classification, confidence, total, ignore); repeatable",
+    )
+    c.add_argument(
+        "--reduction", choices=("auto", "sum", "mean"), default="auto",
+        help="how the loss reduces over the batch (default auto: a sum or a mean)",
+    )
+    s = rep.add_argument_group("search")
+    s.add_argument("--profile", choices=("ci", "dev", "thorough"), help="settings profile (default: ci under CI, else dev)")
+    s.add_argument("--seed", type=int, help="random seed, to reproduce a dev-profile run")
+    s.add_argument("--max-examples", type=_positive, metavar="N", help="Hypothesis examples per property")
+    s.add_argument("--time-limit", type=float, metavar="SECONDS", help="seconds one property may take (default 300)")
+    s.add_argument("--only", action="append", metavar="PROPERTY", help="run only this property; repeatable")
+    o = rep.add_argument_group("output")
+    o.add_argument("--format", choices=("text", "json"), default="text", help="report format (default text)")
+    o.add_argument("--out", type=Path, metavar="FILE", help="write the report to FILE (atomically) instead of stdout")
+    o.add_argument("--verbose", action="store_true", help="list every property in the text report")
+    o.add_argument("--color", choices=("auto", "always", "never"), default="auto", help="colour the text report")
+    o.add_argument("--list", action="store_true", help="list the registered properties and exit")
+    return parser
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` so a reader never sees a half-written file."""
+    path = Path(path)
+    directory = path.parent if str(path.parent) else Path(".")
+    if not directory.is_dir():
+        raise UsageError(
+            f"cannot write the report: expected an existing directory for --out; received "
+            f"{str(path)!r}. Create {str(directory)!r} first or choose another path."
+        )
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _list_properties() -> str:
+    from lossaudit import properties
+
+    lines = []
+    for name in properties.names():
+        p = properties.get(name)
+        lines.append(f"{name:48} {p.summary}")
+    return "\n".join(sorted(lines)) + "\n"
+
+
+def _progress(stream: object) -> object:
+    def show(index: int, total: int, name: str) -> None:
+        stream.write(f"\r\x1b[2K[{index + 1}/{total}] {name}")  # type: ignore[attr-defined]
+        stream.flush()  # type: ignore[attr-defined]
+
+    return show
+
+
+def _report(args: argparse.Namespace) -> ExitCode:
+    from lossaudit.settings import resolve
+    from lossaudit.spec import Codec
+
+    if args.list:
+        sys.stdout.write(_list_properties())
+        return ExitCode.OK
+    if args.only:
+        from lossaudit import properties
+
+        for name in args.only:
+            properties.get(name)
+    defaults = GridSpec()
+    h, w = args.grid or (defaults.H, defaults.W)
+    spec = GridSpec(
+        batch=args.batch or defaults.batch,
+        H=h,
+        W=w,
+        anchors=args.anchors or defaults.anchors,
+        classes=args.classes or defaults.classes,
+    )
+    codec = Codec(xy=args.xy, wh=args.wh, obj=args.obj, cls=args.cls, anchor_sizes=tuple(args.anchor_sizes or ()))
+    codec.check_against(spec)
+    settings = resolve(
+        args.profile,
+        seed=args.seed,
+        max_examples=args.max_examples,
+        time_limit=args.time_limit,
+        reduction=args.reduction,
+    )
+    if args.out is not None and not (args.out.parent if str(args.out.parent) else Path(".")).is_dir():
+        raise UsageError(
+            f"cannot write the report: expected an existing directory for --out; received "
+            f"{str(args.out)!r}. Create the directory first or choose another path."
+        )
+
+    # Import TensorFlow before the user's module does, so its start-up chatter stays quiet.
+    from lossaudit.adapter import import_tensorflow
+
+    import_tensorflow()
+    from lossaudit.audit import audit
+    from lossaudit.render import render
+    from lossaudit.targets import load_target
+
+    loss, target = load_target(args.target)
+    tty = sys.stderr.isatty()
+    report = audit(
+        loss,
+        spec,
+        codec,
+        settings=settings,
+        components=dict(args.component),
+        only=args.only,
+        target=target,
+        progress=_progress(sys.stderr) if tty and args.format == "text" else None,  # type: ignore[arg-type]
+    )
+    if tty and args.format == "text":
+        sys.stderr.write("\r\x1b[2K")
+    color = args.color == "always" or (args.color == "auto" and args.out is None and sys.stdout.isatty())
+    options = {"color": color, "verbose": args.verbose} if args.format == "text" else {}
+    text = render(report, args.format, **options)
+    if args.out is not None:
+        write_atomic(args.out, text)
+        summary = report.summary
+        sys.stdout.write(
+            f"lossaudit: wrote {args.format} report to {args.out}: "
+            f"{summary['pass']} passed, {summary['fail']} failed, {summary['error']} errors, {summary['warn']} warnings\n"
+        )
+    else:
+        sys.stdout.write(text)
+    return ExitCode.OK if report.ok else ExitCode.FAILED
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Console entry point; returns an :class:`ExitCode`."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.version:
+        from importlib.metadata import version
+
+        sys.stdout.write(f"lossaudit {version('lossaudit')}\n")
+        return ExitCode.OK
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return ExitCode.USAGE
+    try:
+        return _report(args)
+    except (LossAuditError, UsageError) as exc:
+        sys.stderr.write(f"lossaudit: error: {exc}\n")
+        return ExitCode.USAGE
+    except KeyboardInterrupt:
+        sys.stderr.write("lossaudit: interrupted; nothing was written\n")
+        return ExitCode.FAILED
+    except Exception as exc:  # a lossaudit bug: say so plainly, still no traceback dump
+        from lossaudit.adapter import describe_exception
+
+        sys.stderr.write(
+            f"lossaudit: internal error: {describe_exception(exc)}\n"
+            "This is a bug in lossaudit; please report it with the command you ran.\n"
+        )
+        return ExitCode.INTERNAL
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,122 @@
+"""The terminal view: a verdict per component, then each failure in full, then a summary."""
+
+from __future__ import annotations
+
+import textwrap
+from typing import Any
+
+from lossaudit.report import Report, Result
+
+_LABEL = {"error": "ERROR", "fail": "FAILED", "warn": "WARN", "pass": "PASS", "skip": "SKIP"}
+_COLOUR = {"error": "31;1", "fail": "31;1", "warn": "33;1", "pass": "32", "skip": "2"}
+#: How many offending cells a failure lists before it only counts them.
+MAX_CELLS = 3
+
+
+def _paint(text: str, status: str, color: bool) -> str:
+    return f"\x1b[{_COLOUR[status]}m{text}\x1b[0m" if color else text
+
+
+def _wrap(text: str, width: int, indent: str) -> list[str]:
+    return textwrap.wrap(text, width=max(width - len(indent), 40), initial_indent=indent, subsequent_indent=indent + "  ") or [indent]
+
+
+def _cell_line(cell: list[int], scene: list[dict[str, Any]]) -> str:
+    b, i, j, a = cell[:4]
+    line = f"[b={b}, i={i}, j={j}, a={a}]"
+    for o in scene:
+        if (o["b"], o["i"], o["j"], o["a"]) == (b, i, j, a):
+            return line + (
+                f": truth (x={o['x']:.2f}, y={o['y']:.2f}, w={o['w']:.3g}, h={o['h']:.3g}, cls={o['cls']})"
+            )
+    return line + ": empty anchor"
+
+
+def _counts(results: list[Result]) -> str:
+    parts = []
+    for status, word in (("error", "errors"), ("fail", "failed"), ("warn", "warnings"), ("pass", "passed"), ("skip", "not applicable")):
+        n = sum(r.status == status for r in results)
+        if n:
+            parts.append(f"{n} {word}")
+    return ", ".join(parts)
+
+
+def _detail(r: Result, width: int, color: bool) -> list[str]:
+    lines = [_paint(f"{_LABEL[r.status]} {r.property}", r.status, color)]
+    if r.status == "error":
+        lines += _wrap(f"The loss raised or returned something unusable: {r.message}", width, "  ")
+    else:
+        if r.expected:
+            lines += _wrap(f"Expected: {r.expected}.", width, "  ")
+        if r.observed:
+            lines += _wrap(f"Observed: {r.observed}", width, "  ")
+    scene = r.counterexample.scene if r.counterexample else []
+    if r.cells:
+        count = max(r.cells_count, len(r.cells))
+        total = r.cells_of or count
+        share = f" ({100 * count / total:.0f}%)" if total else ""
+        shown = r.cells[:MAX_CELLS]
+        lines.append(f"  Offending cells: {count} / {total} {r.cells_what}{share}")
+        lines += [f"    {_cell_line(c, scene)}" for c in shown]
+        if count > len(shown):
+            lines.append(f"    ... and {count - len(shown)} more (--format json lists up to 20)")
+    if r.counterexample is not None:
+        lines.append("  Minimal counterexample:")
+        lines += [f"    {ln}" for ln in r.counterexample.code.splitlines()]
+        params = ", ".join(f"{k}={v!r}" for k, v in r.counterexample.params.items())
+        if params:
+            lines += _wrap(f"drawn = {params}", width, "    ")
+    if r.info and r.status != "pass":
+        lines += _wrap(f"Note: {r.info}", width, "  ")
+    if r.reproduce:
+        lines += _wrap(f"Reproduce: {r.reproduce}", width, "  ")
+    return lines
+
+
+def render_text(report: Report, *, width: int = 100, color: bool = False, verbose: bool = False) -> str:
+    """Render ``report`` for a person at a terminal.
+
+    ``color`` adds ANSI colours; ``verbose`` lists every passing and skipped property too.
+    """
+    spec, codec = report.spec, report.codec
+    grid = f"{spec['H']}x{spec['W']}"
+    classes = "class" if spec["classes"] == 1 else "classes"
+    lines = [
+        f"lossaudit report: {report.target}",
+        f"  grid: batch {spec['batch']}, {grid}, {spec['anchors']} anchors, {spec['classes']} {classes}; "
+        f"codec: xy={codec['xy']} wh={codec['wh']} obj={codec['obj']} cls={codec['cls']}; "
+        f"profile {report.settings.get('profile', '?')}"
+        + (f", seed {report.settings['seed']}" if report.settings.get("seed") is not None and not report.settings.get("derandomize") else ""),
+        "",
+        "Verdict per component:",
+    ]
+    name_w = max([len(c) for c in report.verdicts()] + [10])
+    for comp, status in report.verdicts().items():
+        mine = [r for r in report.results if r.component == comp]
+        names = report.components.get(comp)
+        reported = f"  (reported as {', '.join(names)})" if names else ""
+        lines.append(f"  {comp:<{name_w}}  " + _paint(f"{_LABEL[status]:<6}", status, color) + f"  {_counts(mine)}{reported}")
+    problems = [r for r in report.results if r.status in ("error", "fail", "warn")]
+    for r in problems:
+        lines.append("")
+        lines += _detail(r, width, color)
+    if verbose:
+        lines += ["", "All properties:"]
+        for r in report.results:
+            lines += _wrap(f"{_LABEL[r.status]:<6} {r.property}: {r.info or r.message}", width, "  ")
+    if report.notes:
+        lines.append("")
+        for note in report.notes:
+            lines += _wrap(f"Note: {note}", width, "")
+    s, st = report.summary, report.stats
+    lines.append("")
+    verdict = "OK" if report.ok else "NOT OK"
+    lines.append(
+        _paint(verdict, "pass" if report.ok else "fail", color)
+        + f": {_counts(list(report.results))}"
+        + (f" in {st['seconds']:.1f}s" if "seconds" in st else "")
+        + (f" ({st.get('examples', 0)} examples, {st.get('loss_evaluations', 0)} loss evaluations)" if st else "")
+    )
+    if s["skip"] and not verbose:
+        lines.append("  (--verbose lists every property; --format json gives everything)")
+    return "\n".join(lines) + "\n"
