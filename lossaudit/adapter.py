@@ -146,30 +146,60 @@ def import_tensorflow() -> Any:
     return _tf()
 
 
+_SKIP_FRAMES = (
+    f"{os.sep}tensorflow{os.sep}",
+    f"{os.sep}keras{os.sep}",
+    f"{os.sep}lossaudit{os.sep}adapter.py",
+    f"{os.sep}lossaudit{os.sep}audit.py",
+    f"{os.sep}site-packages{os.sep}",
+    "__autograph_generated",
+)
+
+
 def _where_in_user_code(exc: BaseException) -> str:
     """``file:line`` of the innermost frame outside TensorFlow, Keras and lossaudit."""
-    frames = traceback.extract_tb(exc.__traceback__)
-    skip = (
-        f"{os.sep}tensorflow{os.sep}",
-        f"{os.sep}keras{os.sep}",
-        f"{os.sep}lossaudit{os.sep}adapter.py",
-        f"{os.sep}lossaudit{os.sep}audit.py",
-        f"{os.sep}site-packages{os.sep}",
-    )
-    for frame in reversed(frames):
-        if not any(s in frame.filename for s in skip):
+    for frame in reversed(traceback.extract_tb(exc.__traceback__)):
+        if not any(s in frame.filename for s in _SKIP_FRAMES):
             return f" (at {frame.filename}:{frame.lineno})"
     return ""
 
 
+_TF_FRAME = re.compile(r'File "([^"]+)", line (\d+), in (\S+)')
+
+
 def describe_exception(exc: BaseException, limit: int = 400) -> str:
-    """The exception's type and first lines, bounded, plus where in the user's code it arose."""
+    """The exception's type and message, bounded, plus where in the user's code it arose.
+
+    TensorFlow's graph errors ("in user code: File ...") are reduced to their last line, the
+    real error, and the innermost user frame they list.
+    """
     text = str(exc).strip()
-    lines = [ln for ln in text.splitlines() if ln.strip()]
-    text = " ".join(lines[:3])
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    where = _where_in_user_code(exc)
+    frames = [m for m in (_TF_FRAME.search(ln) for ln in lines) if m]
+    user = [m for m in frames if not any(s in m.group(1) for s in _SKIP_FRAMES) and "<frozen" not in m.group(1)]
+    if user:
+        where = f" (at {user[-1].group(1)}:{user[-1].group(2)})"
+    if lines and lines[0].startswith("in user code:"):
+        text = lines[-1]
+    elif frames:
+        # A graph execution error: the frames it lists, then the op's own message.
+        rest = []
+        for ln in lines:
+            if _TF_FRAME.search(ln):
+                continue
+            if ln.startswith(("Graph execution error", "Detected at node", "[[{{node", "[[")):
+                continue
+            rest.append(ln)
+        text = " ".join(rest[:2])
+    else:
+        text = " ".join(lines[:3])
     if len(text) > limit:
         text = text[: limit - 3] + "..."
-    return f"{type(exc).__name__}: {text}{_where_in_user_code(exc)}"
+    name = type(exc).__name__
+    if text.startswith(name + ":"):
+        return f"{text}{where}"
+    return f"{name}: {text}{where}"
 
 
 @contextlib.contextmanager
@@ -184,6 +214,7 @@ def capture_summaries(store: dict[str, Any]) -> Iterator[None]:
     if compat is not None and compat is not tf.summary:
         modules.append(compat)
 
+    @tf.autograph.experimental.do_not_convert
     def scalar(name: str, data: Any = None, step: Any = None, description: Any = None, **_: Any) -> Any:
         store[str(name)] = data
         return tf.constant(True)
@@ -236,6 +267,7 @@ class Adapter:
                 )
         self._compiled: dict[str, Any] = {}
         self._trace_info: dict[tuple[str, tuple[int, ...]], dict[str, Any]] = {}
+        self._trace_errors: dict[tuple[str, tuple[int, ...]], Exception] = {}
         self._cache: OrderedDict[tuple[str, bytes], Evaluation] = OrderedDict()
         self._cache_size = cache_size
         self.graph_error: str | None = None
@@ -379,15 +411,15 @@ class Adapter:
             return self._cache[key]
         try:
             result = self._call(mode, y_true, y_pred)
-        except LossError:
-            raise
+        except LossError as exc:
+            raise LossError(describe_exception(exc).removeprefix("LossError: ")) from None
         except Exception as exc:
             if mode == "graph" and self.graph_error is None and not self._trace_info:
                 # Tracing failed before any graph ran: record why, then run eagerly.
                 try:
                     result = self._call("eager", y_true, y_pred)
-                except LossError:
-                    raise
+                except LossError as lexc:
+                    raise LossError(describe_exception(lexc).removeprefix("LossError: ")) from None
                 except Exception as eager_exc:
                     raise LossError(describe_exception(eager_exc)) from eager_exc
                 self.graph_error = describe_exception(exc)
@@ -401,9 +433,20 @@ class Adapter:
     def _call(self, mode: str, y_true: np.ndarray, y_pred: np.ndarray) -> Evaluation:
         tf = _tf()
         self.calls += 1
+        key = (mode, tuple(y_pred.shape))
+        if key in self._trace_errors:
+            # Tracing this shape failed before; tracing again would fail the same way, slowly.
+            raise self._trace_errors[key]
         runner = self._runner(mode)
-        scalars, per_sample, grads = runner(tf.constant(y_true), tf.constant(y_pred))
-        info = self._trace_info[(mode, tuple(y_pred.shape))]
+        try:
+            scalars, per_sample, grads = runner(tf.constant(y_true), tf.constant(y_pred))
+        except tf.errors.OpError:
+            raise  # raised while running: may depend on the values, so never cached
+        except Exception as exc:
+            if mode != "eager" and key not in self._trace_info:
+                self._trace_errors[key] = exc
+            raise
+        info = self._trace_info[key]
         return Evaluation(
             values={r: float(v.numpy()) for r, v in scalars.items()},
             per_sample={r: v.numpy().astype(np.float64) for r, v in per_sample.items()},

@@ -1,0 +1,66 @@
+"""Meta-tests: every property passes every correct fixture loss, and the bug zoo is caught.
+
+- each correct fixture passes every property that applies to it, at one class and at several;
+- each bug-zoo loss is caught by the property its catalogue entry names, with the named status;
+- every behaviour in the registry is caught on at least one bug-zoo loss (so none can never fail);
+- every property has a docstring and names the bug classes it exposes.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from fixtures.catalog import BUGS, CORRECT
+from lossaudit import properties
+
+
+@pytest.mark.parametrize("fixture", CORRECT, ids=lambda f: f.name)
+@pytest.mark.parametrize("classes", ["one", "several"])
+def test_correct_fixture_passes_every_property(fixture, classes, audited):
+    n = 1 if classes == "one" else max(fixture.classes, 2)
+    report = audited(fixture, classes=n)
+    bad = [r for r in report.results if r.status in ("fail", "error")]
+    assert not bad, "\n".join(f"{r.property}: {r.message}" for r in bad)
+    ran = [r for r in report.results if r.status == "pass"]
+    assert len(ran) >= 10, f"only {len(ran)} properties ran on {fixture.name}"
+    warned = [r.property for r in report.results if r.status == "warn"]
+    # The one warning a correct loss may get: a softmax class term with one class.
+    assert set(warned) <= {"classification.single_class"}
+    if warned:
+        assert n == 1 and fixture.codec["cls"] == "softmax"
+
+
+@pytest.mark.parametrize("fixture", BUGS, ids=lambda f: f.name)
+def test_bug_zoo_loss_is_caught_by_its_property(fixture, audited):
+    report = audited(fixture, only=[fixture.catches])
+    (result,) = report.results
+    assert result.property == fixture.catches
+    assert result.status == fixture.expect, result.message
+    assert result.reproduce.startswith("lossaudit report ")
+    assert f"--only {fixture.catches}" in result.reproduce
+    if fixture.expect == "fail":
+        assert result.expected and result.observed
+    assert result.counterexample is not None or "tracing" in result.observed or "fails there" in result.observed
+
+
+def test_every_behaviour_is_caught_by_some_bug_zoo_loss():
+    caught = {properties.get(f.catches).behaviour for f in BUGS}
+    behaviours = {properties.get(n).behaviour for n in properties.names()}
+    assert behaviours - caught == set()
+
+
+def test_every_bug_class_in_the_zoo_is_distinct_and_documented():
+    classes = [f.bug_class for f in BUGS]
+    assert len(set(classes)) >= 20
+    for f in BUGS:
+        prop = properties.get(f.catches)
+        assert f.bug_class in prop.bugs or f.name in ("total_drops_component",), (
+            f"{f.catches} does not list bug class {f.bug_class} ({f.name})"
+        )
+
+
+@pytest.mark.parametrize("name", properties.names())
+def test_every_property_is_documented(name):
+    prop = properties.get(name)
+    assert prop.doc and len(prop.summary) > 20
+    assert prop.name == f"{prop.component}.{prop.behaviour}"

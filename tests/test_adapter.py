@@ -1,0 +1,167 @@
+"""The TensorFlow seam: output shapes, component capture, gradients, errors, graph fallback."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from lossaudit.adapter import Adapter, role_for_name
+from lossaudit.errors import LossError
+from lossaudit.scenarios import noisy, perfect
+from lossaudit.spec import Codec, GridSpec, Obj, Scene
+
+SCENE = Scene(GridSpec(batch=2, H=2, W=3, anchors=2, classes=2), (Obj(0, 1, 2, 1, 0.4, 0.6, 0.3, 0.2, 1),))
+CASE = noisy(SCENE, Codec(), seed=1)
+
+
+@pytest.mark.parametrize(
+    "name,role",
+    [
+        ("coordinates", "coordinates"),
+        ("xy_loss", "coordinates"),
+        ("wh_loss", "coordinates"),
+        ("giou_loss", "coordinates"),
+        ("box", "coordinates"),
+        ("noobj_loss", "no_objects"),
+        ("no_objects_loss_sum", "no_objects"),
+        ("objects_loss_sum", "objects"),
+        ("obj", "objects"),
+        ("confidence_loss", "confidence"),
+        ("conf", "confidence"),
+        ("class_loss", "classification"),
+        ("prob_loss", "classification"),
+        ("cls", "classification"),
+        ("total_loss", "total"),
+        ("loss/xy", "coordinates"),
+        ("learning_rate", None),
+    ],
+)
+def test_name_heuristic(name, role):
+    assert role_for_name(name) == role
+
+
+def test_explicit_mapping_wins():
+    assert role_for_name("obj_loss", {"obj_loss": "confidence"}) == "confidence"
+
+
+def _sq(y_true, y_pred):
+    import tensorflow as tf
+
+    return tf.square(y_pred - y_true)
+
+
+def test_dict_of_per_sample_components_and_gradients():
+    import tensorflow as tf
+
+    def loss(y_true, y_pred):
+        s = _sq(y_true, y_pred)
+        return {"xy_loss": tf.reduce_sum(s[..., 0:2], [1, 2, 3, 4]), "wh_loss": tf.reduce_sum(s[..., 2:4], [1, 2, 3, 4]),
+                "obj_loss": tf.reduce_sum(s[..., 4])}
+
+    ev = Adapter(loss).evaluate(CASE)
+    assert set(ev.roles) == {"coordinates", "objects", "total"}
+    assert ev.per_sample["coordinates"].shape == (2,)
+    assert not ev.total_given
+    d = CASE.y_pred - CASE.y_true()
+    np.testing.assert_allclose(ev.values["coordinates"], (d[..., 0:4] ** 2).sum() / 2, rtol=1e-5)
+    np.testing.assert_allclose(ev.grads["objects"][..., 4], 2 * d[..., 4], rtol=1e-4, atol=1e-6)
+    assert not ev.grads["objects"][..., :4].any()
+    assert ev.names["coordinates"] == ("xy_loss", "wh_loss")
+
+
+def test_summary_scalars_are_captured_without_changing_the_loss():
+    import tensorflow as tf
+
+    def loss(y_true, y_pred):
+        s = tf.reduce_sum(_sq(y_true, y_pred), axis=[1, 2, 3])
+        coords, obj = tf.reduce_sum(s[..., 0:4]), tf.reduce_sum(s[..., 4])
+        tf.summary.scalar("coordinates_loss_sum", coords, step=0)
+        tf.summary.scalar("objects_loss_sum", data=obj, step=0)
+        return coords + obj
+
+    ad = Adapter(loss)
+    for mode in ("graph", "eager"):
+        ev = ad.try_mode(CASE, mode)[0]
+        assert set(ev.roles) == {"coordinates", "objects", "total"} and ev.total_given
+        np.testing.assert_allclose(ev.values["total"], ev.values["coordinates"] + ev.values["objects"], rtol=1e-5)
+
+
+def test_keras_loss_instances_are_called_through_call():
+    import keras
+
+    class PerSample(keras.losses.Loss):
+        def call(self, y_true, y_pred):
+            return keras.ops.sum(keras.ops.square(y_pred - y_true), axis=[1, 2, 3, 4])
+
+    ev = Adapter(PerSample()).evaluate(CASE)
+    assert ev.per_sample["total"].shape == (2,)
+
+
+def test_disconnected_component_is_reported():
+    import tensorflow as tf
+
+    def loss(y_true, y_pred):
+        return {"coordinates": tf.reduce_sum(tf.stop_gradient(y_pred)), "objects": tf.reduce_sum(y_pred[..., 4])}
+
+    ev = Adapter(loss).evaluate(CASE)
+    assert ev.connected == {"coordinates": False, "objects": True, "total": True}
+
+
+@pytest.mark.parametrize(
+    "returned,fragment",
+    [
+        ("matrix", "has shape (2, 2)"),
+        ("tuple", "returned a tuple"),
+        ("string", "expected a float tensor"),
+        ("unknown", "no component lossaudit recognises"),
+        ("empty", "empty mapping"),
+    ],
+)
+def test_unusable_outputs_are_loss_errors(returned, fragment):
+    import tensorflow as tf
+
+    def loss(y_true, y_pred):
+        if returned == "matrix":
+            return tf.reduce_sum(y_pred, axis=[2, 3, 4])
+        if returned == "tuple":
+            return (tf.reduce_sum(y_pred), tf.reduce_sum(y_true))
+        if returned == "string":
+            return {"coordinates": "zero"}
+        if returned == "unknown":
+            return {"lr": tf.reduce_sum(y_pred)}
+        return {}
+
+    with pytest.raises(LossError, match=fragment.replace("(", r"\(").replace(")", r"\)")):
+        Adapter(loss).evaluate(CASE)
+
+
+def test_a_raising_loss_reports_its_own_message_and_line():
+    def loss(y_true, y_pred):
+        raise RuntimeError("anchors not set")
+
+    with pytest.raises(LossError) as info:
+        Adapter(loss).evaluate(CASE)
+    assert "RuntimeError: anchors not set" in str(info.value)
+    assert "test_adapter.py:" in str(info.value)
+
+
+def test_graph_breakage_falls_back_to_eager_and_is_recorded():
+    import tensorflow as tf
+
+    def loss(y_true, y_pred):
+        scale = float(tf.reduce_max(y_true).numpy())  # works eagerly only
+        return tf.reduce_sum(tf.square(y_pred)) * scale
+
+    ad = Adapter(loss)
+    ev = ad.evaluate(perfect(SCENE, Codec()))
+    assert np.isfinite(ev.values["total"])
+    assert ad.default_mode == "eager" and "numpy" in ad.graph_error
+
+
+def test_evaluations_are_cached_by_input():
+    import tensorflow as tf
+
+    ad = Adapter(lambda t, p: tf.reduce_sum(p))
+    ad.evaluate(CASE)
+    ad.evaluate(noisy(SCENE, Codec(), seed=1))
+    assert ad.calls == 1

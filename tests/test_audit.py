@@ -1,0 +1,116 @@
+"""The audit never crashes: raising, hanging, NaN and wrongly shaped losses become results."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from lossaudit import audit
+from lossaudit.report import Report
+from lossaudit.settings import resolve
+from lossaudit.spec import Codec, GridSpec
+
+CI = resolve("ci")
+SPEC = GridSpec(batch=2, H=2, W=3, anchors=2, classes=2)
+
+
+def _ok_loss(y_true, y_pred):
+    from fixtures.losses.references import mse_loss
+
+    return mse_loss(y_true, y_pred)
+
+
+def test_a_loss_that_always_raises_is_one_error_result():
+    def broken(y_true, y_pred):
+        raise ValueError("grid size must be 13")
+
+    report = audit(broken, SPEC, settings=CI, target="t.py:broken")
+    (result,) = report.results
+    assert result.status == "error" and "ValueError: grid size must be 13" in result.message
+    assert not report.ok
+    assert "lossaudit report t.py:broken" in result.reproduce
+
+
+def test_a_loss_that_raises_on_some_scenes_errors_with_a_minimal_scene():
+    import tensorflow as tf
+
+    def picky(y_true, y_pred):
+        n = tf.reduce_sum(y_true[..., 4])
+        tf.debugging.assert_less(n, 2.0, message="more than one object")
+        return _ok_loss(y_true, y_pred)
+
+    report = audit(picky, SPEC, Codec(cls="sigmoid"), settings=CI, only=["coordinates.gradient_flows"])
+    (result,) = report.results
+    assert result.status == "error"
+    assert "more than one object" in result.message
+    assert result.counterexample is not None and len(result.counterexample.scene) == 2
+
+
+def test_nan_is_a_finite_failure_and_an_error_elsewhere():
+    import tensorflow as tf
+
+    def nan_loss(y_true, y_pred):
+        parts = _ok_loss(y_true, y_pred)
+        parts["objects"] = parts["objects"] + tf.math.log(tf.reduce_sum(y_true[..., 4]) - 100.0)
+        return parts
+
+    report = audit(nan_loss, SPEC, Codec(cls="sigmoid"), settings=CI, only=["objects.finite", "objects.gradient_flows"])
+    statuses = {r.property: r.status for r in report.results}
+    assert statuses == {"objects.finite": "fail", "objects.gradient_flows": "error"}
+    err = next(r for r in report.results if r.status == "error")
+    assert "objects.finite" in err.message
+
+
+def test_a_hanging_loss_is_stopped_by_the_time_limit():
+    import time
+
+    hanging = [True]
+
+    def slow(y_true, y_pred):
+        y_true.numpy()  # eager only, so the sleep below runs on every call
+        if hanging[0]:
+            time.sleep(0.3)
+        return _ok_loss(y_true, y_pred)
+
+    settings = CI.replace(time_limit=2.0)
+    try:
+        report = audit(slow, SPEC, Codec(cls="sigmoid"), settings=settings, only=["coordinates.finite", "objects.finite"])
+    finally:
+        hanging[0] = False  # let the abandoned worker thread finish quickly
+    assert len(report.results) == 2, report.results
+    first, second = report.results
+    assert first.status == "error" and "did not finish within 2s" in first.message
+    assert second.status == "error" and "hung in coordinates.finite" in second.message
+
+
+def test_report_round_trips_through_json():
+    report = audit(_ok_loss, SPEC, Codec(cls="sigmoid"), settings=CI, only=["coordinates.finite", "total.pure"])
+    again = Report.from_dict(json.loads(report.to_json()))
+    assert again == report
+    data = report.to_dict()
+    assert data["summary"] == {"error": 0, "fail": 0, "warn": 0, "pass": 2, "skip": 0}
+    assert {"examples", "loss_evaluations", "seconds"} <= set(data["stats"])
+
+
+def test_skips_say_why():
+    report = audit(_ok_loss, SPEC.replace(batch=1), Codec(cls="sigmoid"), settings=CI, only=["coordinates.batch_independent"])
+    (result,) = report.results
+    assert result.status == "skip" and "batch of 2" in result.message
+
+
+def test_dev_profile_records_a_seed_that_reproduces():
+    settings = resolve("dev", seed=1234)
+    report = audit(_ok_loss, SPEC, Codec(cls="sigmoid"), settings=settings, only=["coordinates.finite"])
+    assert report.settings["seed"] == 1234
+
+
+@pytest.mark.parametrize("profile", ["ci", "dev"])
+def test_failure_reproduce_command_reruns_the_same_verdict(profile, tmp_path):
+    from fixtures.losses import bugzoo
+
+    settings = resolve(profile, seed=99)
+    first = audit(bugzoo.unmasked_coordinates, GridSpec(), Codec(cls="sigmoid"), settings=settings, only=["coordinates.ignores_empty_anchors"])
+    again = audit(bugzoo.unmasked_coordinates, GridSpec(), Codec(cls="sigmoid"), settings=settings, only=["coordinates.ignores_empty_anchors"])
+    assert first.results[0].status == again.results[0].status == "fail"
+    assert first.results[0].counterexample == again.results[0].counterexample
