@@ -177,7 +177,11 @@ def describe_exception(exc: BaseException, limit: int = 400) -> str:
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
     where = _where_in_user_code(exc)
     frames = [m for m in (_TF_FRAME.search(ln) for ln in lines) if m]
-    user = [m for m in frames if not any(s in m.group(1) for s in _SKIP_FRAMES) and "<frozen" not in m.group(1)]
+    user = [
+        m
+        for m in frames
+        if not any(s in m.group(1) for s in _SKIP_FRAMES) and "<frozen" not in m.group(1)
+    ]
     if user:
         where = f" (at {user[-1].group(1)}:{user[-1].group(2)})"
     if lines and lines[0].startswith("in user code:"):
@@ -215,7 +219,9 @@ def capture_summaries(store: dict[str, Any]) -> Iterator[None]:
         modules.append(compat)
 
     @tf.autograph.experimental.do_not_convert
-    def scalar(name: str, data: Any = None, step: Any = None, description: Any = None, **_: Any) -> Any:
+    def scalar(
+        name: str, data: Any = None, step: Any = None, description: Any = None, **_: Any
+    ) -> Any:
         store[str(name)] = data
         return tf.constant(True)
 
@@ -253,7 +259,9 @@ class Adapter:
     pay for it once.
     """
 
-    def __init__(self, loss: Any, *, components: Mapping[str, str] | None = None, cache_size: int = 256):
+    def __init__(
+        self, loss: Any, *, components: Mapping[str, str] | None = None, cache_size: int = 256
+    ):
         self.loss = loss
         self._fn = _unwrap_loss(loss)
         self.components = dict(components or {})
@@ -275,7 +283,9 @@ class Adapter:
         self.calls = 0
 
     # -- building the computation --------------------------------------------------------------
-    def _normalise(self, out: Any, captured: dict[str, Any], batch: int) -> tuple[dict[str, Any], bool, dict[str, tuple[str, ...]]]:
+    def _normalise(
+        self, out: Any, captured: dict[str, Any], batch: int
+    ) -> tuple[dict[str, Any], bool, dict[str, tuple[str, ...]]]:
         """Map the loss's output and captured summaries to ``{role: tensor}``."""
         tf = _tf()
         named: dict[str, Any] = {}
@@ -319,7 +329,9 @@ class Adapter:
                         "expected a scalar or a per-sample vector (batch,)"
                     ) from exc
                 if not t.dtype.is_floating and not t.dtype.is_integer:
-                    raise LossError(f"component {name!r} has dtype {t.dtype.name}: expected a float tensor")
+                    raise LossError(
+                        f"component {name!r} has dtype {t.dtype.name}: expected a float tensor"
+                    )
                 t = tf.cast(t, tf.float32)
                 shape = tuple(t.shape)
                 if shape not in ((), (batch,)):
@@ -363,7 +375,9 @@ class Adapter:
                 with capture_summaries(captured):
                     out = loss_fn(y_true, y_pred)
                 comps, total_given, names = normalise(out, captured, batch)
-                scalars = {r: (tf.reduce_mean(v) if v.shape.rank == 1 else v) for r, v in comps.items()}
+                scalars = {
+                    r: (tf.reduce_mean(v) if v.shape.rank == 1 else v) for r, v in comps.items()
+                }
             grads, connected = {}, {}
             for role, s in scalars.items():
                 g = tape.gradient(s, y_pred, unconnected_gradients=tf.UnconnectedGradients.NONE)

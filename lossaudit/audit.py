@@ -121,7 +121,9 @@ def _message(outcome: Outcome) -> str:
     return head
 
 
-def _run_property(prop: Property, ctx: Context, settings: Settings, seed: int | None) -> tuple[str, Outcome | None, Any, str]:
+def _run_property(
+    prop: Property, ctx: Context, settings: Settings, seed: int | None
+) -> tuple[str, Outcome | None, Any, str]:
     """Run one property under Hypothesis. Returns ``(status, outcome, drawn, error_message)``."""
     import hypothesis
     from hypothesis.errors import Flaky
@@ -151,9 +153,14 @@ def _run_property(prop: Property, ctx: Context, settings: Settings, seed: int | 
     except _Errored as e:
         return "error", None, e.drawn, e.message
     except Flaky as exc:
-        return "error", None, None, (
-            "the loss gave different verdicts on the same example when Hypothesis replayed it: "
-            f"it is not deterministic ({describe_exception(exc, limit=200)})"
+        return (
+            "error",
+            None,
+            None,
+            (
+                "the loss gave different verdicts on the same example when Hypothesis replayed it: "
+                f"it is not deterministic ({describe_exception(exc, limit=200)})"
+            ),
         )
     return "pass", seen.get("pass"), None, ""
 
@@ -231,7 +238,11 @@ def _load_loss(loss: Any) -> Any:
 
 
 def _target_name(loss: Any) -> str:
-    fn = loss if not hasattr(loss, "call") or callable(getattr(loss, "__wrapped__", None)) else type(loss)
+    fn = (
+        loss
+        if not hasattr(loss, "call") or callable(getattr(loss, "__wrapped__", None))
+        else type(loss)
+    )
     module = getattr(fn, "__module__", None) or type(loss).__module__
     name = getattr(fn, "__qualname__", None) or type(loss).__qualname__
     return f"{module}:{name}"
@@ -324,7 +335,11 @@ def audit(
         return Report(
             **base,
             results=(result,),
-            stats={"seconds": round(time.perf_counter() - started, 3), "loss_evaluations": adapter.calls, "examples": 0},
+            stats={
+                "seconds": round(time.perf_counter() - started, 3),
+                "loss_evaluations": adapter.calls,
+                "examples": 0,
+            },
         )
 
     ctx = Context(
@@ -347,10 +362,18 @@ def audit(
         reason = prop.skip_reason(ctx)
         if reason is not None:
             results.append(
-                Result(property=prop.name, component=prop.component, status="skip", message=reason, bugs=list(prop.bugs))
+                Result(
+                    property=prop.name,
+                    component=prop.component,
+                    status="skip",
+                    message=reason,
+                    bugs=list(prop.bugs),
+                )
             )
             continue
-        reproduce = reproduce_command(target, spec, codec, settings, only=prop.name, components=components)
+        reproduce = reproduce_command(
+            target, spec, codec, settings, only=prop.name, components=components
+        )
         if hung_in is not None:
             results.append(
                 Result(
@@ -369,7 +392,9 @@ def audit(
 
     notes = []
     if adapter.graph_error:
-        notes.append(f"the loss could not be traced with tf.function and ran eagerly: {adapter.graph_error}")
+        notes.append(
+            f"the loss could not be traced with tf.function and ran eagerly: {adapter.graph_error}"
+        )
     if adapter.unmapped:
         notes.append(
             "reported values not audited (no role matched; map them with --component NAME=ROLE): "

@@ -117,39 +117,93 @@ def build_parser() -> argparse.ArgumentParser:
         "default: the bundled seed loss",
     )
     g = rep.add_argument_group("grid")
-    g.add_argument("--grid", type=_grid, metavar="H|HxW", help=f"grid size (default {defaults.H}x{defaults.W})")
-    g.add_argument("--anchors", type=_positive, metavar="B", help=f"anchors per cell (default {defaults.anchors})")
-    g.add_argument("--classes", type=_positive, metavar="C", help=f"number of classes (default {defaults.classes})")
-    g.add_argument("--batch", type=_positive, metavar="N", help=f"images per batch (default {defaults.batch})")
+    g.add_argument(
+        "--grid", type=_grid, metavar="H|HxW", help=f"grid size (default {defaults.H}x{defaults.W})"
+    )
+    g.add_argument(
+        "--anchors",
+        type=_positive,
+        metavar="B",
+        help=f"anchors per cell (default {defaults.anchors})",
+    )
+    g.add_argument(
+        "--classes",
+        type=_positive,
+        metavar="C",
+        help=f"number of classes (default {defaults.classes})",
+    )
+    g.add_argument(
+        "--batch", type=_positive, metavar="N", help=f"images per batch (default {defaults.batch})"
+    )
     c = rep.add_argument_group("codec: the activations the loss applies to raw outputs")
-    c.add_argument("--xy", choices=XY_CHOICES, default="sigmoid", help="centre offsets (default sigmoid)")
-    c.add_argument("--wh", choices=WH_CHOICES, default="exp", help="box sizes (default exp)")
-    c.add_argument("--obj", choices=OBJ_CHOICES, default="sigmoid", help="objectness (default sigmoid)")
-    c.add_argument("--cls", choices=CLS_CHOICES, default="softmax", help="classes (default softmax)")
     c.add_argument(
-        "--anchor-sizes", type=_anchor, nargs="+", metavar="W,H",
+        "--xy", choices=XY_CHOICES, default="sigmoid", help="centre offsets (default sigmoid)"
+    )
+    c.add_argument("--wh", choices=WH_CHOICES, default="exp", help="box sizes (default exp)")
+    c.add_argument(
+        "--obj", choices=OBJ_CHOICES, default="sigmoid", help="objectness (default sigmoid)"
+    )
+    c.add_argument(
+        "--cls", choices=CLS_CHOICES, default="softmax", help="classes (default softmax)"
+    )
+    c.add_argument(
+        "--anchor-sizes",
+        type=_anchor,
+        nargs="+",
+        metavar="W,H",
         help="one W,H per anchor as image fractions (default 1.0 each)",
     )
     c.add_argument(
-        "--component", type=_component, action="append", default=[], metavar="NAME=ROLE",
+        "--component",
+        type=_component,
+        action="append",
+        default=[],
+        metavar="NAME=ROLE",
         help="map a reported component name to a role (coordinates, objects, no_objects, "
         "classification, confidence, total, ignore); repeatable",
     )
     c.add_argument(
-        "--reduction", choices=("auto", "sum", "mean"), default="auto",
+        "--reduction",
+        choices=("auto", "sum", "mean"),
+        default="auto",
         help="how the loss reduces over the batch (default auto: a sum or a mean)",
     )
     s = rep.add_argument_group("search")
-    s.add_argument("--profile", choices=("ci", "dev", "thorough"), help="settings profile (default: ci under CI, else dev)")
+    s.add_argument(
+        "--profile",
+        choices=("ci", "dev", "thorough"),
+        help="settings profile (default: ci under CI, else dev)",
+    )
     s.add_argument("--seed", type=int, help="random seed, to reproduce a dev-profile run")
-    s.add_argument("--max-examples", type=_positive, metavar="N", help="Hypothesis examples per property")
-    s.add_argument("--time-limit", type=float, metavar="SECONDS", help="seconds one property may take (default 300)")
-    s.add_argument("--only", action="append", metavar="PROPERTY", help="run only this property; repeatable")
+    s.add_argument(
+        "--max-examples", type=_positive, metavar="N", help="Hypothesis examples per property"
+    )
+    s.add_argument(
+        "--time-limit",
+        type=float,
+        metavar="SECONDS",
+        help="seconds one property may take (default 300)",
+    )
+    s.add_argument(
+        "--only", action="append", metavar="PROPERTY", help="run only this property; repeatable"
+    )
     o = rep.add_argument_group("output")
-    o.add_argument("--format", choices=("text", "json"), default="text", help="report format (default text)")
-    o.add_argument("--out", type=Path, metavar="FILE", help="write the report to FILE (atomically) instead of stdout")
+    o.add_argument(
+        "--format", choices=("text", "json"), default="text", help="report format (default text)"
+    )
+    o.add_argument(
+        "--out",
+        type=Path,
+        metavar="FILE",
+        help="write the report to FILE (atomically) instead of stdout",
+    )
     o.add_argument("--verbose", action="store_true", help="list every property in the text report")
-    o.add_argument("--color", choices=("auto", "always", "never"), default="auto", help="colour the text report")
+    o.add_argument(
+        "--color",
+        choices=("auto", "always", "never"),
+        default="auto",
+        help="colour the text report",
+    )
     o.add_argument("--list", action="store_true", help="list the registered properties and exit")
     return parser
 
@@ -214,7 +268,13 @@ def _report(args: argparse.Namespace) -> ExitCode:
         anchors=args.anchors or defaults.anchors,
         classes=args.classes or defaults.classes,
     )
-    codec = Codec(xy=args.xy, wh=args.wh, obj=args.obj, cls=args.cls, anchor_sizes=tuple(args.anchor_sizes or ()))
+    codec = Codec(
+        xy=args.xy,
+        wh=args.wh,
+        obj=args.obj,
+        cls=args.cls,
+        anchor_sizes=tuple(args.anchor_sizes or ()),
+    )
     codec.check_against(spec)
     settings = resolve(
         args.profile,
@@ -223,7 +283,10 @@ def _report(args: argparse.Namespace) -> ExitCode:
         time_limit=args.time_limit,
         reduction=args.reduction,
     )
-    if args.out is not None and not (args.out.parent if str(args.out.parent) else Path(".")).is_dir():
+    if (
+        args.out is not None
+        and not (args.out.parent if str(args.out.parent) else Path(".")).is_dir()
+    ):
         raise UsageError(
             f"cannot write the report: expected an existing directory for --out; received "
             f"{str(args.out)!r}. Create the directory first or choose another path."
@@ -251,7 +314,9 @@ def _report(args: argparse.Namespace) -> ExitCode:
     )
     if tty and args.format == "text":
         sys.stderr.write("\r\x1b[2K")
-    color = args.color == "always" or (args.color == "auto" and args.out is None and sys.stdout.isatty())
+    color = args.color == "always" or (
+        args.color == "auto" and args.out is None and sys.stdout.isatty()
+    )
     options = {"color": color, "verbose": args.verbose} if args.format == "text" else {}
     text = render(report, args.format, **options)
     if args.out is not None:

@@ -108,7 +108,9 @@ class Result:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Result:
         cx = data.get("counterexample")
-        known = {k: data[k] for k in cls.__dataclass_fields__ if k in data and k != "counterexample"}
+        known = {
+            k: data[k] for k in cls.__dataclass_fields__ if k in data and k != "counterexample"
+        }
         return cls(**known, counterexample=Counterexample.from_dict(cx) if cx else None)
 
 

@@ -189,7 +189,7 @@ def noisy(scene: Scene, codec: Codec, *, seed: int, tiny_empty_boxes: bool = Fal
     raw = _typical(rng, spec, codec)
     if tiny_empty_boxes:
         empty = ~scene.object_mask()
-        tiny = codec.encode_wh(np.full(spec.shape[:4] + (2,), EMPTY_BOX), codec.anchor_grid(spec))
+        tiny = codec.encode_wh(np.full((*spec.shape[:4], 2), EMPTY_BOX), codec.anchor_grid(spec))
         raw[..., 2:4] = np.where(empty[..., None], tiny, raw[..., 2:4])
     suffix = ", tiny_empty_boxes=True" if tiny_empty_boxes else ""
     return Case(scene, raw.astype(np.float32), f"noisy(seed={seed}{suffix})")
@@ -233,7 +233,11 @@ def repeated(case: Case, k: int) -> Case:
         for r in range(k)
         for o in case.scene.objects
     )
-    return Case(Scene(spec, objs), np.concatenate([case.y_pred] * k, axis=0), f"{case.label} | repeated(k={k})")
+    return Case(
+        Scene(spec, objs),
+        np.concatenate([case.y_pred] * k, axis=0),
+        f"{case.label} | repeated(k={k})",
+    )
 
 
 def transposed(case: Case) -> Case:

@@ -184,7 +184,9 @@ class Codec:
             return present.astype(np.float64)
         return np.where(present > 0.5, confidence, -confidence)
 
-    def class_logits(self, onehot: np.ndarray, *, confidence: float = CONFIDENT_LOGIT) -> np.ndarray:
+    def class_logits(
+        self, onehot: np.ndarray, *, confidence: float = CONFIDENT_LOGIT
+    ) -> np.ndarray:
         """Raw class outputs whose activation gives ``onehot`` (up to saturation)."""
         if self.cls == "identity":
             return onehot.astype(np.float64)
@@ -246,7 +248,9 @@ class Scene:
         seen: set[tuple[int, int, int, int]] = set()
         s = self.spec
         for o in self.objects:
-            if not (0 <= o.b < s.batch and 0 <= o.i < s.H and 0 <= o.j < s.W and 0 <= o.a < s.anchors):
+            if not (
+                0 <= o.b < s.batch and 0 <= o.i < s.H and 0 <= o.j < s.W and 0 <= o.a < s.anchors
+            ):
                 raise invalid(
                     "an object lies outside the grid",
                     f"b < {s.batch}, i < {s.H}, j < {s.W}, a < {s.anchors}",
@@ -287,9 +291,7 @@ class Scene:
     def transposed(self) -> Scene:
         """The same scene with rows and columns, x and y, w and h swapped."""
         spec = self.spec.replace(H=self.spec.W, W=self.spec.H)
-        objs = tuple(
-            Obj(o.b, o.j, o.i, o.a, o.y, o.x, o.h, o.w, o.cls) for o in self.objects
-        )
+        objs = tuple(Obj(o.b, o.j, o.i, o.a, o.y, o.x, o.h, o.w, o.cls) for o in self.objects)
         return Scene(spec, objs)
 
     def __repr__(self) -> str:

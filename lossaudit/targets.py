@@ -46,10 +46,14 @@ def _import_file(path: Path) -> Any:
             f"the target file is not a Python file: expected a .py file; received {str(path)!r}. "
             "Point at the .py file that defines the loss."
         )
-    module_name = "lossaudit_target_" + "".join(c if c.isalnum() else "_" for c in str(path.resolve()))
+    module_name = "lossaudit_target_" + "".join(
+        c if c.isalnum() else "_" for c in str(path.resolve())
+    )
     spec = importlib.util.spec_from_file_location(module_name, path)
     if spec is None or spec.loader is None:
-        raise TargetError(f"cannot load {str(path)!r} as a Python module. Check that it is a readable .py file.")
+        raise TargetError(
+            f"cannot load {str(path)!r} as a Python module. Check that it is a readable .py file."
+        )
     module = importlib.util.module_from_spec(spec)
     for extra in (str(path.resolve().parent), os.getcwd()):
         if extra not in sys.path:
@@ -78,9 +82,13 @@ def _import_module(name: str) -> Any:
                 f"({_FORM}); received {name!r}. Install the package, run from its directory, "
                 "or give the path to the .py file."
             ) from exc
-        raise TargetError(f"importing {name!r} raised ModuleNotFoundError: {exc}. Install what it needs.") from exc
+        raise TargetError(
+            f"importing {name!r} raised ModuleNotFoundError: {exc}. Install what it needs."
+        ) from exc
     except Exception as exc:
-        raise TargetError(f"importing {name!r} raised {type(exc).__name__}: {exc}. Fix the error in that module.") from exc
+        raise TargetError(
+            f"importing {name!r} raised {type(exc).__name__}: {exc}. Fix the error in that module."
+        ) from exc
 
 
 def load_target(target: str | None) -> tuple[Any, str]:

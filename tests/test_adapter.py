@@ -10,7 +10,9 @@ from lossaudit.errors import LossError
 from lossaudit.scenarios import noisy, perfect
 from lossaudit.spec import Codec, GridSpec, Obj, Scene
 
-SCENE = Scene(GridSpec(batch=2, H=2, W=3, anchors=2, classes=2), (Obj(0, 1, 2, 1, 0.4, 0.6, 0.3, 0.2, 1),))
+SCENE = Scene(
+    GridSpec(batch=2, H=2, W=3, anchors=2, classes=2), (Obj(0, 1, 2, 1, 0.4, 0.6, 0.3, 0.2, 1),)
+)
 CASE = noisy(SCENE, Codec(), seed=1)
 
 
@@ -55,8 +57,11 @@ def test_dict_of_per_sample_components_and_gradients():
 
     def loss(y_true, y_pred):
         s = _sq(y_true, y_pred)
-        return {"xy_loss": tf.reduce_sum(s[..., 0:2], [1, 2, 3, 4]), "wh_loss": tf.reduce_sum(s[..., 2:4], [1, 2, 3, 4]),
-                "obj_loss": tf.reduce_sum(s[..., 4])}
+        return {
+            "xy_loss": tf.reduce_sum(s[..., 0:2], [1, 2, 3, 4]),
+            "wh_loss": tf.reduce_sum(s[..., 2:4], [1, 2, 3, 4]),
+            "obj_loss": tf.reduce_sum(s[..., 4]),
+        }
 
     ev = Adapter(loss).evaluate(CASE)
     assert set(ev.roles) == {"coordinates", "objects", "total"}
@@ -83,7 +88,9 @@ def test_summary_scalars_are_captured_without_changing_the_loss():
     for mode in ("graph", "eager"):
         ev = ad.try_mode(CASE, mode)[0]
         assert set(ev.roles) == {"coordinates", "objects", "total"} and ev.total_given
-        np.testing.assert_allclose(ev.values["total"], ev.values["coordinates"] + ev.values["objects"], rtol=1e-5)
+        np.testing.assert_allclose(
+            ev.values["total"], ev.values["coordinates"] + ev.values["objects"], rtol=1e-5
+        )
 
 
 def test_keras_loss_instances_are_called_through_call():
@@ -101,7 +108,10 @@ def test_disconnected_component_is_reported():
     import tensorflow as tf
 
     def loss(y_true, y_pred):
-        return {"coordinates": tf.reduce_sum(tf.stop_gradient(y_pred)), "objects": tf.reduce_sum(y_pred[..., 4])}
+        return {
+            "coordinates": tf.reduce_sum(tf.stop_gradient(y_pred)),
+            "objects": tf.reduce_sum(y_pred[..., 4]),
+        }
 
     ev = Adapter(loss).evaluate(CASE)
     assert ev.connected == {"coordinates": False, "objects": True, "total": True}

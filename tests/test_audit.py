@@ -40,7 +40,9 @@ def test_a_loss_that_raises_on_some_scenes_errors_with_a_minimal_scene():
         tf.debugging.assert_less(n, 2.0, message="more than one object")
         return _ok_loss(y_true, y_pred)
 
-    report = audit(picky, SPEC, Codec(cls="sigmoid"), settings=CI, only=["coordinates.gradient_flows"])
+    report = audit(
+        picky, SPEC, Codec(cls="sigmoid"), settings=CI, only=["coordinates.gradient_flows"]
+    )
     (result,) = report.results
     assert result.status == "error"
     assert "more than one object" in result.message
@@ -55,7 +57,13 @@ def test_nan_is_a_finite_failure_and_an_error_elsewhere():
         parts["objects"] = parts["objects"] + tf.math.log(tf.reduce_sum(y_true[..., 4]) - 100.0)
         return parts
 
-    report = audit(nan_loss, SPEC, Codec(cls="sigmoid"), settings=CI, only=["objects.finite", "objects.gradient_flows"])
+    report = audit(
+        nan_loss,
+        SPEC,
+        Codec(cls="sigmoid"),
+        settings=CI,
+        only=["objects.finite", "objects.gradient_flows"],
+    )
     statuses = {r.property: r.status for r in report.results}
     assert statuses == {"objects.finite": "fail", "objects.gradient_flows": "error"}
     err = next(r for r in report.results if r.status == "error")
@@ -75,7 +83,13 @@ def test_a_hanging_loss_is_stopped_by_the_time_limit():
 
     settings = CI.replace(time_limit=2.0)
     try:
-        report = audit(slow, SPEC, Codec(cls="sigmoid"), settings=settings, only=["coordinates.finite", "objects.finite"])
+        report = audit(
+            slow,
+            SPEC,
+            Codec(cls="sigmoid"),
+            settings=settings,
+            only=["coordinates.finite", "objects.finite"],
+        )
     finally:
         hanging[0] = False  # let the abandoned worker thread finish quickly
     assert len(report.results) == 2, report.results
@@ -85,7 +99,9 @@ def test_a_hanging_loss_is_stopped_by_the_time_limit():
 
 
 def test_report_round_trips_through_json():
-    report = audit(_ok_loss, SPEC, Codec(cls="sigmoid"), settings=CI, only=["coordinates.finite", "total.pure"])
+    report = audit(
+        _ok_loss, SPEC, Codec(cls="sigmoid"), settings=CI, only=["coordinates.finite", "total.pure"]
+    )
     again = Report.from_dict(json.loads(report.to_json()))
     assert again == report
     data = report.to_dict()
@@ -94,14 +110,22 @@ def test_report_round_trips_through_json():
 
 
 def test_skips_say_why():
-    report = audit(_ok_loss, SPEC.replace(batch=1), Codec(cls="sigmoid"), settings=CI, only=["coordinates.batch_independent"])
+    report = audit(
+        _ok_loss,
+        SPEC.replace(batch=1),
+        Codec(cls="sigmoid"),
+        settings=CI,
+        only=["coordinates.batch_independent"],
+    )
     (result,) = report.results
     assert result.status == "skip" and "batch of 2" in result.message
 
 
 def test_dev_profile_records_a_seed_that_reproduces():
     settings = resolve("dev", seed=1234)
-    report = audit(_ok_loss, SPEC, Codec(cls="sigmoid"), settings=settings, only=["coordinates.finite"])
+    report = audit(
+        _ok_loss, SPEC, Codec(cls="sigmoid"), settings=settings, only=["coordinates.finite"]
+    )
     assert report.settings["seed"] == 1234
 
 
@@ -110,7 +134,19 @@ def test_failure_reproduce_command_reruns_the_same_verdict(profile, tmp_path):
     from fixtures.losses import bugzoo
 
     settings = resolve(profile, seed=99)
-    first = audit(bugzoo.unmasked_coordinates, GridSpec(), Codec(cls="sigmoid"), settings=settings, only=["coordinates.ignores_empty_anchors"])
-    again = audit(bugzoo.unmasked_coordinates, GridSpec(), Codec(cls="sigmoid"), settings=settings, only=["coordinates.ignores_empty_anchors"])
+    first = audit(
+        bugzoo.unmasked_coordinates,
+        GridSpec(),
+        Codec(cls="sigmoid"),
+        settings=settings,
+        only=["coordinates.ignores_empty_anchors"],
+    )
+    again = audit(
+        bugzoo.unmasked_coordinates,
+        GridSpec(),
+        Codec(cls="sigmoid"),
+        settings=settings,
+        only=["coordinates.ignores_empty_anchors"],
+    )
     assert first.results[0].status == again.results[0].status == "fail"
     assert first.results[0].counterexample == again.results[0].counterexample

@@ -12,7 +12,11 @@ def test_all_is_sorted_and_complete():
     assert lossaudit.__all__ == sorted(lossaudit.__all__)
     for name in lossaudit.__all__:
         assert hasattr(lossaudit, name), name
-    public = {n for n in dir(lossaudit) if not n.startswith("_") and n[0].isupper() or n in ("audit", "prop")}
+    public = {
+        n
+        for n in dir(lossaudit)
+        if (not n.startswith("_") and n[0].isupper()) or n in ("audit", "prop")
+    }
     assert {"audit", "GridSpec", "Codec", "Report", "Settings"} <= set(lossaudit.__all__)
     assert public - set(lossaudit.__all__) == set()
 
@@ -28,7 +32,9 @@ def _modules_after(code: str) -> set[str]:
 
 
 def test_import_does_not_import_tensorflow():
-    loaded = _modules_after("import lossaudit, lossaudit.strategies, lossaudit.properties, lossaudit.cli")
+    loaded = _modules_after(
+        "import lossaudit, lossaudit.strategies, lossaudit.properties, lossaudit.cli"
+    )
     assert "tensorflow" not in loaded
     assert "keras" not in loaded
 

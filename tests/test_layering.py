@@ -39,20 +39,32 @@ def _modules():
         yield ".".join(parts), path
 
 
-@pytest.mark.parametrize("module,path", list(_modules()), ids=lambda v: str(v) if isinstance(v, str) else "")
+@pytest.mark.parametrize(
+    "module,path", list(_modules()), ids=lambda v: str(v) if isinstance(v, str) else ""
+)
 def test_imports_only_earlier_stages(module, path):
     mine = _stage(module)
     tree = ast.parse(path.read_text())
     for node in ast.walk(tree):
         names = []
-        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("lossaudit."):
+        if (
+            isinstance(node, ast.ImportFrom)
+            and node.module
+            and node.module.startswith("lossaudit.")
+        ):
             names = [node.module.removeprefix("lossaudit.")]
         elif isinstance(node, ast.Import):
-            names = [a.name.removeprefix("lossaudit.") for a in node.names if a.name.startswith("lossaudit.")]
+            names = [
+                a.name.removeprefix("lossaudit.")
+                for a in node.names
+                if a.name.startswith("lossaudit.")
+            ]
         for imported in names:
             if mine == _stage("report") and imported.startswith("report"):
                 continue
-            assert _stage(imported) <= mine, f"lossaudit.{module} imports later stage lossaudit.{imported}"
+            assert _stage(imported) <= mine, (
+                f"lossaudit.{module} imports later stage lossaudit.{imported}"
+            )
 
 
 def test_tensorflow_only_in_the_adapter_and_examples():

@@ -7,14 +7,23 @@ from lossaudit import scenarios as sc
 from lossaudit.spec import Codec, GridSpec, Obj, Scene
 
 SPEC = GridSpec(batch=2, H=3, W=4, anchors=2, classes=3)
-SCENE = Scene(SPEC, (Obj(0, 1, 2, 1, 0.3, 0.6, 0.2, 0.4, 2), Obj(1, 0, 0, 0, 0.5, 0.5, 0.7, 0.1, 0)))
+SCENE = Scene(
+    SPEC, (Obj(0, 1, 2, 1, 0.3, 0.6, 0.2, 0.4, 2), Obj(1, 0, 0, 0, 0.5, 0.5, 0.7, 0.1, 0))
+)
 
 
 def _sigmoid(t):
     return 1 / (1 + np.exp(-t))
 
 
-@pytest.mark.parametrize("codec", [Codec(), Codec(xy="identity", wh="square", obj="identity", cls="identity"), Codec(cls="sigmoid", anchor_sizes=((0.3, 0.3), (0.5, 0.2)))])
+@pytest.mark.parametrize(
+    "codec",
+    [
+        Codec(),
+        Codec(xy="identity", wh="square", obj="identity", cls="identity"),
+        Codec(cls="sigmoid", anchor_sizes=((0.3, 0.3), (0.5, 0.2))),
+    ],
+)
 def test_perfect_decodes_to_the_truth(codec):
     case = sc.perfect(SCENE, codec)
     y, p = case.y_true(), case.y_pred.astype(np.float64)
@@ -22,7 +31,11 @@ def test_perfect_decodes_to_the_truth(codec):
     xy = p[..., 0:2] if codec.xy == "identity" else _sigmoid(p[..., 0:2])
     np.testing.assert_allclose(xy[m], y[..., 0:2][m], atol=1e-5)
     anchors = np.broadcast_to(codec.anchor_grid(SPEC), (*SPEC.shape[:4], 2))
-    wh = {"identity": p[..., 2:4], "square": p[..., 2:4] ** 2, "exp": anchors * np.exp(p[..., 2:4])}[codec.wh]
+    wh = {
+        "identity": p[..., 2:4],
+        "square": p[..., 2:4] ** 2,
+        "exp": anchors * np.exp(p[..., 2:4]),
+    }[codec.wh]
     np.testing.assert_allclose(wh[m], y[..., 2:4][m], rtol=1e-5)
     obj = p[..., 4] if codec.obj == "identity" else _sigmoid(p[..., 4])
     np.testing.assert_allclose(obj, y[..., 4], atol=1e-4)
@@ -47,7 +60,9 @@ def test_scaled_and_confidence_and_class_logits():
     big = sc.scaled(base, codec, dw=np.log(2.0))
     np.testing.assert_allclose(np.exp(big.y_pred[..., 2][m]), [0.4, 1.0], rtol=1e-5)  # clipped at 1
     low = sc.set_confidence(base, codec, logit=-3.0)
-    assert (low.y_pred[..., 4][m] == -3).all() and (low.y_pred[..., 4][~m] == base.y_pred[..., 4][~m]).all()
+    assert (low.y_pred[..., 4][m] == -3).all() and (
+        low.y_pred[..., 4][~m] == base.y_pred[..., 4][~m]
+    ).all()
     wrong = sc.set_class_logit(base, codec, logit=12.0, cls="wrong")
     assert wrong.y_pred[0, 1, 2, 1, 5] == 12.0 and wrong.y_pred[0, 1, 2, 1, 7] == 0.0
 

@@ -23,7 +23,9 @@ def test_transposed_swaps_rows_columns_and_axes():
     t = scene.transposed()
     assert (t.spec.H, t.spec.W) == (5, 2)
     assert t.objects == (Obj(0, 4, 1, 0, 0.7, 0.2, 0.6, 0.3, 0),)
-    np.testing.assert_array_equal(np.swapaxes(scene.truth(), 1, 2)[..., [1, 0, 3, 2, 4, 5]], t.truth())
+    np.testing.assert_array_equal(
+        np.swapaxes(scene.truth(), 1, 2)[..., [1, 0, 3, 2, 4, 5]], t.truth()
+    )
 
 
 @pytest.mark.parametrize("xy", ["identity", "sigmoid"])

@@ -43,7 +43,9 @@ def image_boxes(xy: tf.Tensor, wh: tf.Tensor) -> tf.Tensor:
     return tf.stack([cx - half_w, cy - half_h, cx + half_w, cy + half_h], axis=-1)
 
 
-def best_iou_with_truth(pred_boxes: tf.Tensor, true_boxes: tf.Tensor, present: tf.Tensor) -> tf.Tensor:
+def best_iou_with_truth(
+    pred_boxes: tf.Tensor, true_boxes: tf.Tensor, present: tf.Tensor
+) -> tf.Tensor:
     """For every predicted box, its best IoU with the true boxes of the same image.
 
     ``pred_boxes``, ``true_boxes``: ``(batch, H, W, anchors, 4)`` corners; ``present``
@@ -93,7 +95,9 @@ def seed_loss(y_true: tf.Tensor, y_pred: tf.Tensor) -> tf.Tensor:
     confidence_loss = objects_loss + no_objects_loss
 
     classification_weights = CLASS_SCALE * detectors_mask
-    classification_loss = classification_weights * tf.square(matching_classes - predicted_class_probs)
+    classification_loss = classification_weights * tf.square(
+        matching_classes - predicted_class_probs
+    )
 
     coordinates_weights = COORDINATES_SCALE * detectors_mask
     coordinates_loss = coordinates_weights * tf.square(truth_boxes - predicted_boxes)

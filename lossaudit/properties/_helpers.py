@@ -132,14 +132,18 @@ def scene_draws(
     if crowded is None:
         return st.one_of(
             ls.scenes(ctx.spec, min_objects=min_objects, max_objects=max_objects, tiny=tiny),
-            ls.scenes(ctx.spec, min_objects=min_objects, max_objects=max_objects, tiny=tiny, crowded=True),
+            ls.scenes(
+                ctx.spec, min_objects=min_objects, max_objects=max_objects, tiny=tiny, crowded=True
+            ),
         )
     return ls.scenes(
         ctx.spec, min_objects=min_objects, max_objects=max_objects, tiny=tiny, crowded=crowded
     )
 
 
-def with_seed(scenes: st.SearchStrategy[Scene], **extra: st.SearchStrategy[Any]) -> st.SearchStrategy[dict[str, Any]]:
+def with_seed(
+    scenes: st.SearchStrategy[Scene], **extra: st.SearchStrategy[Any]
+) -> st.SearchStrategy[dict[str, Any]]:
     return st.fixed_dictionaries({"scene": scenes, "seed": ls.noise_seeds(), **extra})
 
 

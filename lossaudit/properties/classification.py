@@ -76,7 +76,9 @@ def _rises_applies(ctx: Context, role: str) -> str | None:
 @prop(
     "decreases_as_true_class_rises",
     components=("classification", "total"),
-    draws=lambda ctx, c: st.fixed_dictionaries({"scene": scene_draws(ctx, max_objects=3, crowded=None)}),
+    draws=lambda ctx, c: st.fixed_dictionaries(
+        {"scene": scene_draws(ctx, max_objects=3, crowded=None)}
+    ),
     applies=_rises_applies,
     bugs=(2, 7, 10),
 )

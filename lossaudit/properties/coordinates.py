@@ -27,7 +27,9 @@ def _converge_draws(ctx: Context, role: str) -> st.SearchStrategy[Any]:
     )
 
 
-def converge_path(ctx: Context, d: dict[str, Any], spec_scene: Any = None) -> tuple[list[sc.Case], list[str]]:
+def converge_path(
+    ctx: Context, d: dict[str, Any], spec_scene: Any = None
+) -> tuple[list[sc.Case], list[str]]:
     """Cases along a straight path from a shifted/rescaled prediction back to the truth."""
     scene = spec_scene if spec_scene is not None else d["scene"]
     base = sc.perfect(scene, ctx.codec)

@@ -58,10 +58,16 @@ def _finite_cases(ctx: Context, d: dict[str, Any]) -> list[sc.Case]:
     empty = sc.noisy(sc.empty_scene(ctx.spec), codec, seed=d["seed"])
     cases.append(sc.Case(empty.scene, empty.y_pred, f"all-empty batch | {empty.label}"))
     for value in (sc.EXTREME, -sc.EXTREME):
-        cases.append(sc.extreme(sc.perfect(scene, codec), value=value, where="empty", channels="all"))
+        cases.append(
+            sc.extreme(sc.perfect(scene, codec), value=value, where="empty", channels="all")
+        )
         logits = sc.extreme(sc.perfect(scene, codec), value=value, where="objects", channels="obj")
         cases.append(sc.extreme(logits, value=-value, where="objects", channels="cls"))
-        cases.append(sc.extreme(sc.noisy(scene, codec, seed=d["seed"]), value=value, where="all", channels="wh"))
+        cases.append(
+            sc.extreme(
+                sc.noisy(scene, codec, seed=d["seed"]), value=value, where="all", channels="wh"
+            )
+        )
     return cases
 
 
@@ -101,10 +107,18 @@ def _stress_cases(ctx: Context, d: dict[str, Any]) -> list[sc.Case]:
     perfect, and perfect with saturated logits (+-50) in object cells."""
     codec, scene = ctx.codec, d["scene"]
     base = sc.noisy(scene, codec, seed=d["seed"])
-    cases = [base, base.derive(base.y_pred * 3.0, "scaled_logits(factor=3)"), sc.perfect(scene, codec)]
+    cases = [
+        base,
+        base.derive(base.y_pred * 3.0, "scaled_logits(factor=3)"),
+        sc.perfect(scene, codec),
+    ]
     for value in (50.0, -50.0):
         for channels in ("xy", "obj", "cls"):
-            cases.append(sc.extreme(sc.perfect(scene, codec), value=value, where="objects", channels=channels))
+            cases.append(
+                sc.extreme(
+                    sc.perfect(scene, codec), value=value, where="objects", channels=channels
+                )
+            )
     return cases
 
 
@@ -199,8 +213,10 @@ def minimal_at_truth(ctx: Context, role: str, d: dict[str, Any]) -> Outcome:
     worst = None
     for label, direction in directions:
         for step in (1e-3, 1e-2, 1e-1):
-            for sign in ((1.0, -1.0) if label == "random" else (1.0,)):
-                moved = base.derive(base.y_pred + sign * step * direction, f"moved({label}, step={sign * step:g})")
+            for sign in (1.0, -1.0) if label == "random" else (1.0,):
+                moved = base.derive(
+                    base.y_pred + sign * step * direction, f"moved({label}, step={sign * step:g})"
+                )
                 v = ctx.value(moved, role)
                 if v < v0 - tol(v0) and (worst is None or v - v0 < worst[0]):
                     worst = (v - v0, moved.label, v)
@@ -351,4 +367,3 @@ def batch_independent(ctx: Context, role: str, d: dict[str, Any]) -> Outcome:
             values={"factor": k},
         )
     return Outcome.ok(factor=k)
-

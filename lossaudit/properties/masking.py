@@ -43,7 +43,11 @@ def unchanged_when(ctx: Context, role: str, d: dict[str, Any], *, where: str) ->
     moved_sel = ~mask if where == "empty" else mask
     if not moved_sel.any():
         return Outcome.ok(info=f"no {where} anchor in this scene")
-    base = sc.perfect(scene, ctx.codec) if d["base"] == "perfect" else sc.noisy(scene, ctx.codec, seed=d["seed"])
+    base = (
+        sc.perfect(scene, ctx.codec)
+        if d["base"] == "perfect"
+        else sc.noisy(scene, ctx.codec, seed=d["seed"])
+    )
     other = sc.randomized_anchors(base, ctx.codec, where=where, seed=d["seed"])
     e0, e1 = ctx.evaluate(base), ctx.evaluate(other)
     v0, v1 = e0.values[role], e1.values[role]

@@ -167,7 +167,12 @@ def prop(
 
         def applicability(ctx: Context, component: str) -> str | None:
             reason = component_present(ctx, component)
-            if reason is None and component == "total" and total_only_when_scalar and ctx.components:
+            if (
+                reason is None
+                and component == "total"
+                and total_only_when_scalar
+                and ctx.components
+            ):
                 reason = "the loss reports components; they are audited instead of the total"
             return reason or extra(ctx, component)
 

@@ -19,7 +19,10 @@ from lossaudit.properties.registry import Context, NonFinite, Outcome, prop
 
 def _scene_seed(ctx: Context, role: str) -> st.SearchStrategy[Any]:
     return st.fixed_dictionaries(
-        {"scene": scene_draws(ctx, min_objects=0, max_objects=3, crowded=None), "seed": ls.noise_seeds()}
+        {
+            "scene": scene_draws(ctx, min_objects=0, max_objects=3, crowded=None),
+            "seed": ls.noise_seeds(),
+        }
     )
 
 
@@ -92,14 +95,24 @@ def consistent_with_components(ctx: Context, role: str, d: dict[str, Any]) -> Ou
     if abs(ref[2]) <= 1e-6:
         return Outcome.ok(info="components are ~0 on these cases")
     k = ref[1] / ref[2]
+    expected = f"total = k x ({' + '.join(r for r in ctx.components)}) with one constant k > 0"
+    if k <= 0:
+        return Outcome(
+            "fail",
+            expected=expected,
+            observed=f"total = {fmt(ref[1])} while the components sum to {fmt(ref[2])} on {ref[0]}",
+            values={"total": ref[1], "sum": ref[2]},
+        )
     for label, total, parts in pairs:
-        if abs(total - k * parts) > tol(total, atol=1e-5, rtol=1e-4) or k <= 0:
+        if abs(total - k * parts) > tol(total, atol=1e-5, rtol=1e-4):
+            ratio = total / parts if parts else float("inf")
             return Outcome(
                 "fail",
-                expected=f"total = k x ({' + '.join(r for r in ctx.components)}) with one constant k > 0",
+                expected=expected,
                 observed=(
-                    f"k = {fmt(k)} from {ref[0]}, but on {label} total = {fmt(total)} while "
-                    f"k x sum = {fmt(k * parts)}"
+                    f"total / sum of components is {fmt(k)} on {ref[0]} but {fmt(ratio)} on {label} "
+                    f"(total {fmt(total)}, components sum {fmt(parts)}): a term is missing from "
+                    "the total or weighted differently"
                 ),
                 values={"k": k, "total": total, "sum": parts},
             )
@@ -107,10 +120,15 @@ def consistent_with_components(ctx: Context, role: str, d: dict[str, Any]) -> Ou
 
 
 def _close(a: np.ndarray, b: np.ndarray, rtol: float, atol: float) -> bool:
+    """Equal within tolerance, NaN matching NaN and inf matching the same inf."""
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    both_nan = np.isnan(a) & np.isnan(b)
-    scale = max(float(np.nanmax(np.abs(a), initial=0.0)), float(np.nanmax(np.abs(b), initial=0.0)))
-    ok = np.isclose(a, b, rtol=rtol, atol=atol + rtol * scale) | both_nan
+    same = (np.isnan(a) & np.isnan(b)) | (np.isinf(a) & (a == b))
+    finite = np.isfinite(a) & np.isfinite(b)
+    scale = max(
+        float(np.abs(a[finite]).max(initial=0.0)), float(np.abs(b[finite]).max(initial=0.0))
+    )
+    with np.errstate(invalid="ignore", over="ignore"):
+        ok = np.isclose(a, b, rtol=rtol, atol=atol + rtol * scale) | same
     return bool(ok.all())
 
 
@@ -268,7 +286,10 @@ def other_grid_size(ctx: Context, role: str, d: dict[str, Any]) -> Outcome:
 
 def _reduction_draws(ctx: Context, role: str) -> st.SearchStrategy[Any]:
     return st.fixed_dictionaries(
-        {"scene": scene_draws(ctx, min_objects=1, max_objects=3, crowded=None), "seed": ls.noise_seeds()}
+        {
+            "scene": scene_draws(ctx, min_objects=1, max_objects=3, crowded=None),
+            "seed": ls.noise_seeds(),
+        }
     )
 
 
@@ -299,7 +320,11 @@ def reduction_consistent(ctx: Context, role: str, d: dict[str, Any]) -> Outcome:
     off = {r: k for r, k in ratios.items() if not any(abs(k - a) <= 1e-3 * a for a in allowed)}
     kinds = {round(k) for k in ratios.values() if not off}
     if off or len(kinds) > 1:
-        want = {"sum": "2x (a sum over the batch)", "mean": "1x (a mean over the batch)", "auto": "all 1x or all 2x"}[declared]
+        want = {
+            "sum": "2x (a sum over the batch)",
+            "mean": "1x (a mean over the batch)",
+            "auto": "all 1x or all 2x",
+        }[declared]
         return Outcome(
             "fail",
             expected=f"a batch repeated twice scales every component by {want}",

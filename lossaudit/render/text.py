@@ -18,7 +18,12 @@ def _paint(text: str, status: str, color: bool) -> str:
 
 
 def _wrap(text: str, width: int, indent: str) -> list[str]:
-    return textwrap.wrap(text, width=max(width - len(indent), 40), initial_indent=indent, subsequent_indent=indent + "  ") or [indent]
+    return textwrap.wrap(
+        text,
+        width=max(width - len(indent), 40),
+        initial_indent=indent,
+        subsequent_indent=indent + "  ",
+    ) or [indent]
 
 
 def _cell_line(cell: list[int], scene: list[dict[str, Any]]) -> str:
@@ -34,10 +39,17 @@ def _cell_line(cell: list[int], scene: list[dict[str, Any]]) -> str:
 
 def _counts(results: list[Result]) -> str:
     parts = []
-    for status, word in (("error", "errors"), ("fail", "failed"), ("warn", "warnings"), ("pass", "passed"), ("skip", "not applicable")):
+    words = (
+        ("error", "error", "errors"),
+        ("fail", "failed", "failed"),
+        ("warn", "warning", "warnings"),
+        ("pass", "passed", "passed"),
+        ("skip", "not applicable", "not applicable"),
+    )
+    for status, one, many in words:
         n = sum(r.status == status for r in results)
         if n:
-            parts.append(f"{n} {word}")
+            parts.append(f"{n} {one if n == 1 else many}")
     return ", ".join(parts)
 
 
@@ -73,7 +85,9 @@ def _detail(r: Result, width: int, color: bool) -> list[str]:
     return lines
 
 
-def render_text(report: Report, *, width: int = 100, color: bool = False, verbose: bool = False) -> str:
+def render_text(
+    report: Report, *, width: int = 100, color: bool = False, verbose: bool = False
+) -> str:
     """Render ``report`` for a person at a terminal.
 
     ``color`` adds ANSI colours; ``verbose`` lists every passing and skipped property too.
@@ -81,21 +95,26 @@ def render_text(report: Report, *, width: int = 100, color: bool = False, verbos
     spec, codec = report.spec, report.codec
     grid = f"{spec['H']}x{spec['W']}"
     classes = "class" if spec["classes"] == 1 else "classes"
-    lines = [
-        f"lossaudit report: {report.target}",
-        f"  grid: batch {spec['batch']}, {grid}, {spec['anchors']} anchors, {spec['classes']} {classes}; "
+    seed = report.settings.get("seed")
+    seeded = f", seed {seed}" if seed is not None and not report.settings.get("derandomize") else ""
+    lines = _wrap(f"lossaudit report: {report.target}", width, "")
+    lines += _wrap(
+        f"grid: batch {spec['batch']}, {grid}, {spec['anchors']} anchors, {spec['classes']} {classes}; "
         f"codec: xy={codec['xy']} wh={codec['wh']} obj={codec['obj']} cls={codec['cls']}; "
-        f"profile {report.settings.get('profile', '?')}"
-        + (f", seed {report.settings['seed']}" if report.settings.get("seed") is not None and not report.settings.get("derandomize") else ""),
-        "",
-        "Verdict per component:",
-    ]
+        f"profile {report.settings.get('profile', '?')}{seeded}",
+        width,
+        "  ",
+    )
+    lines += ["", "Verdict per component:"]
     name_w = max([len(c) for c in report.verdicts()] + [10])
     for comp, status in report.verdicts().items():
         mine = [r for r in report.results if r.component == comp]
         names = report.components.get(comp)
         reported = f"  (reported as {', '.join(names)})" if names else ""
-        lines.append(f"  {comp:<{name_w}}  " + _paint(f"{_LABEL[status]:<6}", status, color) + f"  {_counts(mine)}{reported}")
+        head = f"  {comp:<{name_w}}  "
+        body = _wrap(f"{_counts(mine)}{reported}", width - len(head) - 8, "")
+        lines.append(head + _paint(f"{_LABEL[status]:<6}", status, color) + "  " + body[0])
+        lines += [" " * (len(head) + 8) + b.strip() for b in body[1:]]
     problems = [r for r in report.results if r.status in ("error", "fail", "warn")]
     for r in problems:
         lines.append("")
@@ -103,7 +122,9 @@ def render_text(report: Report, *, width: int = 100, color: bool = False, verbos
     if verbose:
         lines += ["", "All properties:"]
         for r in report.results:
-            lines += _wrap(f"{_LABEL[r.status]:<6} {r.property}: {r.info or r.message}", width, "  ")
+            lines += _wrap(
+                f"{_LABEL[r.status]:<6} {r.property}: {r.info or r.message}", width, "  "
+            )
     if report.notes:
         lines.append("")
         for note in report.notes:
@@ -111,12 +132,19 @@ def render_text(report: Report, *, width: int = 100, color: bool = False, verbos
     s, st = report.summary, report.stats
     lines.append("")
     verdict = "OK" if report.ok else "NOT OK"
-    lines.append(
-        _paint(verdict, "pass" if report.ok else "fail", color)
-        + f": {_counts(list(report.results))}"
+    tail = _wrap(
+        f"{verdict}: {_counts(list(report.results))}"
         + (f" in {st['seconds']:.1f}s" if "seconds" in st else "")
-        + (f" ({st.get('examples', 0)} examples, {st.get('loss_evaluations', 0)} loss evaluations)" if st else "")
+        + (
+            f" ({st.get('examples', 0)} examples, {st.get('loss_evaluations', 0)} loss evaluations)"
+            if st
+            else ""
+        ),
+        width,
+        "",
     )
+    tail[0] = _paint(verdict, "pass" if report.ok else "fail", color) + tail[0][len(verdict) :]
+    lines += tail
     if s["skip"] and not verbose:
         lines.append("  (--verbose lists every property; --format json gives everything)")
     return "\n".join(lines) + "\n"

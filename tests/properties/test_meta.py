@@ -40,7 +40,11 @@ def test_bug_zoo_loss_is_caught_by_its_property(fixture, audited):
     assert f"--only {fixture.catches}" in result.reproduce
     if fixture.expect == "fail":
         assert result.expected and result.observed
-    assert result.counterexample is not None or "tracing" in result.observed or "fails there" in result.observed
+    assert (
+        result.counterexample is not None
+        or "tracing" in result.observed
+        or "fails there" in result.observed
+    )
 
 
 def test_every_behaviour_is_caught_by_some_bug_zoo_loss():

@@ -1,0 +1,65 @@
+"""Golden output of the renderers on a fixed report (set LOSSAUDIT_UPDATE_GOLDEN=1 to rewrite)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from lossaudit.render import render, render_json, render_text
+from lossaudit.report import Report
+from tests.render.sample import sample_report
+
+GOLDEN = Path(__file__).parent / "golden"
+
+
+def _check(name: str, text: str) -> None:
+    path = GOLDEN / name
+    if os.environ.get("LOSSAUDIT_UPDATE_GOLDEN"):
+        path.write_text(text)
+    assert text == path.read_text()
+
+
+@pytest.mark.parametrize("color", [False, True])
+def test_text_golden(color):
+    _check(
+        f"report{'-color' if color else ''}.txt",
+        render_text(sample_report(), width=100, color=color),
+    )
+
+
+def test_json_golden_and_round_trip():
+    text = render_json(sample_report())
+    _check("report.json", text)
+    assert Report.from_dict(json.loads(text)) == sample_report()
+
+
+def test_text_is_pure_and_bounded():
+    a = render(sample_report(), "text", width=60)
+    assert a == render(sample_report(), "text", width=60)
+    # Counterexample code lines stay whole so they can be copied; everything else wraps.
+    long = [
+        ln
+        for ln in a.splitlines()
+        if len(ln) > 60 and not ln.lstrip().startswith(("spec  =", "scene ="))
+    ]
+    assert long == []
+    assert "NOT OK" in a
+
+
+def test_failure_reads_in_the_house_order():
+    text = render_text(sample_report())
+    order = [
+        "FAILED coordinates.decreases_as_boxes_converge",
+        "Expected:",
+        "Observed:",
+        "Offending cells: 1 / 4",
+        "[b=0, i=1, j=0, a=0]: truth (x=0.50",
+        "Minimal counterexample:",
+        "spec  = GridSpec(",
+        "Reproduce:",
+    ]
+    positions = [text.index(p) for p in order]
+    assert positions == sorted(positions)

@@ -1,0 +1,153 @@
+"""The console script end to end, in a subprocess: exit codes, JSON shape, bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+LOSSAUDIT = [sys.executable, "-m", "lossaudit.cli"]
+
+
+def run(*args: str, cwd: Path = ROOT, timeout: int = 300) -> subprocess.CompletedProcess:
+    env = {**os.environ, "CI": "true"}
+    return subprocess.run(
+        [*LOSSAUDIT, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def test_default_run_audits_the_bundled_seed_loss():
+    out = run("report")
+    assert out.returncode == 0, out.stderr
+    assert "lossaudit report: lossaudit.examples.seed:seed_loss" in out.stdout
+    assert "WARN classification.single_class" in out.stdout
+    assert "can never train" in out.stdout
+    assert "Traceback" not in out.stderr and "I0000" not in out.stderr
+
+
+def test_json_report_shape_and_exit_code_on_failure(tmp_path):
+    out = run(
+        "report",
+        "--classes",
+        "3",
+        "--format",
+        "json",
+        "--only",
+        "classification.decreases_as_true_class_rises",
+    )
+    assert out.returncode == 1, out.stderr
+    doc = json.loads(out.stdout)
+    assert doc["schema_version"] == 1
+    assert doc["target"] == "lossaudit.examples.seed:seed_loss"
+    assert doc["spec"] == {"batch": 2, "H": 3, "W": 4, "anchors": 2, "classes": 3}
+    assert set(doc["summary"]) == {"pass", "fail", "warn", "skip", "error"}
+    (result,) = doc["results"]
+    assert set(result) >= {"property", "component", "status", "message", "counterexample"}
+    assert result["status"] == "fail" and result["component"] == "classification"
+    cx = result["counterexample"]
+    assert cx["scene"] and cx["spec"]["classes"] == 3
+    assert {"examples", "loss_evaluations", "seconds"} <= set(doc["stats"])
+
+
+def test_out_file_is_written_whole(tmp_path):
+    target = tmp_path / "report.json"
+    out = run("report", "--only", "total.pure", "--format", "json", "--out", str(target))
+    assert out.returncode == 0, out.stderr
+    assert json.loads(target.read_text())["results"][0]["property"] == "total.pure"
+    assert [p.name for p in tmp_path.iterdir()] == ["report.json"]
+
+
+def test_a_users_loss_file_with_options(tmp_path):
+    (tmp_path / "my_loss.py").write_text(
+        "import tensorflow as tf\n"
+        "def yolo_loss(y_true, y_pred):\n"
+        "    m = y_true[..., 4:5]\n"
+        "    return {'box': tf.reduce_sum(m * tf.square(y_pred[..., :4] - y_true[..., :4])),\n"
+        "            'obj': tf.reduce_sum(m * tf.square(y_pred[..., 4:5] - 1.0)),\n"
+        "            'noobj': tf.reduce_sum((1 - m) * tf.square(y_pred[..., 4:5]))}\n"
+    )
+    out = run(
+        "report",
+        "my_loss.py:yolo_loss",
+        "--grid",
+        "2x3",
+        "--anchors",
+        "1",
+        "--xy",
+        "identity",
+        "--wh",
+        "identity",
+        "--obj",
+        "identity",
+        "--only",
+        "coordinates.decreases_as_boxes_converge",
+        "--only",
+        "no_objects.ignores_object_anchors",
+        "--format",
+        "json",
+        cwd=tmp_path,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    doc = json.loads(out.stdout)
+    assert [r["status"] for r in doc["results"]] == ["pass", "pass"]
+    assert doc["components"]["coordinates"] == ["box"]
+
+
+def test_a_failing_zoo_loss_prints_the_house_failure_format():
+    out = run(
+        "report",
+        "fixtures/losses/bugzoo.py:unmasked_coordinates",
+        "--cls",
+        "sigmoid",
+        "--only",
+        "coordinates.ignores_empty_anchors",
+    )
+    assert out.returncode == 1
+    text = out.stdout
+    for piece in (
+        "FAILED coordinates.ignores_empty_anchors",
+        "Expected:",
+        "Observed:",
+        "Offending cells:",
+        "Minimal counterexample:",
+        "spec  = GridSpec(",
+        "scene = [Obj(",
+        "Reproduce: lossaudit report fixtures/losses/bugzoo.py:unmasked_coordinates",
+    ):
+        assert piece in text, piece
+
+
+@pytest.mark.parametrize(
+    "args,fragment",
+    [
+        (["report", "missing.py:loss"], "no such file"),
+        (["report", "fixtures/losses/references.py:mse_los"], "Did you mean 'mse_loss'"),
+        (["report", "fixtures/losses/references.py"], "no ':name' part"),
+        (["report", "--xy", "sigmod"], "Did you mean 'sigmoid'"),
+        (["report", "--grid", "3y4"], "expected H or HxW"),
+        (["report", "--anchors", "0"], "expected a positive integer"),
+        (["report", "--component", "xy=coords"], "expected NAME=ROLE"),
+        (["report", "--anchor-sizes", "0.2,0.2"], "one per anchor"),
+        (["report", "--only", "coordinates.finit"], "Did you mean 'coordinates.finite'"),
+        (["report", "--out", "/no/such/dir/r.json"], "existing directory"),
+        (["report", "--profile", "fast"], "invalid choice"),
+        ([], "usage"),
+    ],
+)
+def test_usage_errors_exit_2_without_traceback(args, fragment):
+    out = run(*args)
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert fragment in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_list_and_version():
+    out = run("report", "--list")
+    assert out.returncode == 0 and "coordinates.minimal_at_truth" in out.stdout
+    out = run("--version")
+    assert out.returncode == 0 and out.stdout.startswith("lossaudit ")
