@@ -10,7 +10,6 @@ from __future__ import annotations
 import random
 import shlex
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict
@@ -356,6 +355,7 @@ def audit(
 
     results: list[Result] = []
     hung_in: str | None = None
+    worker = _Worker()
     for index, prop in enumerate(selected):
         if progress is not None:
             progress(index, len(selected), prop.name)
@@ -386,9 +386,10 @@ def audit(
                 )
             )
             continue
-        results.append(_run_with_limit(prop, ctx, settings, reproduce))
+        results.append(_run_with_limit(prop, ctx, settings, reproduce, worker))
         if results[-1].message.startswith("did not finish within"):
             hung_in = prop.name
+    worker.close(hung=hung_in is not None)
 
     notes = []
     if adapter.graph_error:
@@ -421,47 +422,71 @@ def audit(
     )
 
 
-def _run_with_limit(prop: Property, ctx: Context, settings: Settings, reproduce: str) -> Result:
-    """Run one property in a worker thread, giving up after ``settings.time_limit`` seconds."""
-    box: dict[str, Any] = {}
+class _Worker:
+    """One long-lived worker thread per audit.
+
+    TensorFlow sets up per-thread state on a thread's first call, which costs far more than a
+    property's own work, so properties share a thread instead of getting one each. A property
+    that overruns its time limit leaves the thread busy; the audit then abandons it.
+    """
+
+    def __init__(self) -> None:
+        import concurrent.futures
+
+        self._pool = concurrent.futures.ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="lossaudit"
+        )
+
+    def run(self, fn: Callable[[], Any], timeout: float) -> tuple[bool, Any]:
+        """``(True, value)``; ``(False, None)`` on timeout. Exceptions from ``fn`` propagate."""
+        import concurrent.futures
+
+        future = self._pool.submit(fn)
+        try:
+            return True, future.result(timeout=timeout)
+        except concurrent.futures.TimeoutError:
+            return False, None
+
+    def close(self, *, hung: bool) -> None:
+        self._pool.shutdown(wait=not hung, cancel_futures=True)
+
+
+def _run_with_limit(
+    prop: Property, ctx: Context, settings: Settings, reproduce: str, worker: _Worker
+) -> Result:
+    """Run one property on the worker, giving up after ``settings.time_limit`` seconds."""
     examples_before = ctx.examples
     started = time.perf_counter()
-
-    def work() -> None:
-        try:
-            box["out"] = _run_property(prop, ctx, settings, settings.seed)
-        except BaseException as exc:  # a bug in lossaudit or Hypothesis: report, never crash
-            box["crash"] = exc
-
-    worker = threading.Thread(target=work, name=f"lossaudit:{prop.name}", daemon=True)
-    worker.start()
-    worker.join(settings.time_limit)
+    try:
+        finished, out = worker.run(
+            lambda: _run_property(prop, ctx, settings, settings.seed), settings.time_limit
+        )
+    except BaseException as exc:  # a bug in lossaudit or Hypothesis: report, never crash
+        return Result(
+            property=prop.name,
+            component=prop.component,
+            status="error",
+            message=f"internal error in lossaudit while checking this property: {describe_exception(exc)}",
+            reproduce=reproduce,
+            bugs=list(prop.bugs),
+            examples=ctx.examples - examples_before,
+            seconds=round(time.perf_counter() - started, 3),
+        )
     seconds = time.perf_counter() - started
     examples = ctx.examples - examples_before
-    if worker.is_alive():
+    if not finished:
         return Result(
             property=prop.name,
             component=prop.component,
             status="error",
             message=(
                 f"did not finish within {settings.time_limit:g}s: the loss hangs or is very slow "
-                "(raise the limit with Settings(time_limit=...))"
+                "(raise the limit with --time-limit or Settings(time_limit=...))"
             ),
             reproduce=reproduce,
             bugs=list(prop.bugs),
             examples=examples,
             seconds=round(seconds, 3),
         )
-    if "crash" in box:
-        return Result(
-            property=prop.name,
-            component=prop.component,
-            status="error",
-            message=f"internal error in lossaudit while checking this property: {describe_exception(box['crash'])}",
-            reproduce=reproduce,
-            bugs=list(prop.bugs),
-            examples=examples,
-            seconds=round(seconds, 3),
-        )
-    status, outcome, drawn, error = box["out"]
+    status, outcome, drawn, error = out
     return _result(prop, status, outcome, drawn, error, reproduce, examples, seconds)

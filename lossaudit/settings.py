@@ -85,8 +85,8 @@ class Settings:
 
 PROFILES: dict[str, Settings] = {
     # Derandomized, so the same commit always gives the same verdicts in CI.
-    "ci": Settings(profile="ci", max_examples=12, derandomize=True),
-    "dev": Settings(profile="dev", max_examples=12),
+    "ci": Settings(profile="ci", max_examples=15, derandomize=True),
+    "dev": Settings(profile="dev", max_examples=25),
     "thorough": Settings(profile="thorough", max_examples=100, time_limit=1800.0),
 }
 

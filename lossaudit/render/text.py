@@ -20,7 +20,7 @@ def _paint(text: str, status: str, color: bool) -> str:
 def _wrap(text: str, width: int, indent: str) -> list[str]:
     return textwrap.wrap(
         text,
-        width=max(width - len(indent), 40),
+        width=max(width, len(indent) + 20),
         initial_indent=indent,
         subsequent_indent=indent + "  ",
     ) or [indent]
@@ -69,7 +69,8 @@ def _detail(r: Result, width: int, color: bool) -> list[str]:
         share = f" ({100 * count / total:.0f}%)" if total else ""
         shown = r.cells[:MAX_CELLS]
         lines.append(f"  Offending cells: {count} / {total} {r.cells_what}{share}")
-        lines += [f"    {_cell_line(c, scene)}" for c in shown]
+        for c in shown:
+            lines += _wrap(_cell_line(c, scene), width, "    ")
         if count > len(shown):
             lines.append(f"    ... and {count - len(shown)} more (--format json lists up to 20)")
     if r.counterexample is not None:
@@ -146,5 +147,7 @@ def render_text(
     tail[0] = _paint(verdict, "pass" if report.ok else "fail", color) + tail[0][len(verdict) :]
     lines += tail
     if s["skip"] and not verbose:
-        lines.append("  (--verbose lists every property; --format json gives everything)")
+        lines += _wrap(
+            "(--verbose lists every property; --format json gives everything)", width, "  "
+        )
     return "\n".join(lines) + "\n"
