@@ -90,7 +90,9 @@ def main() -> None:
         ("loss_evaluations", "  loss evaluations"),
         ("other", "  Hypothesis + properties + report"),
     ]
-    print(f"target: {args.target or 'bundled seed loss'}; profile {args.profile}; {args.repeat} runs (median, min)")
+    print(
+        f"target: {args.target or 'bundled seed loss'}; profile {args.profile}; {args.repeat} runs (median, min)"
+    )
     for key, label in keys:
         values = [r[key] for r in runs]
         print(f"{label:36} {statistics.median(values):8.3f}s {min(values):8.3f}s")

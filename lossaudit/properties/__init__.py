@@ -28,6 +28,7 @@ from lossaudit.properties.registry import (
     names,
     prop,
     select,
+    unregister,
 )
 
 __all__ = [
@@ -40,4 +41,5 @@ __all__ = [
     "names",
     "prop",
     "select",
+    "unregister",
 ]

@@ -105,7 +105,7 @@ def decreases_as_true_class_rises(ctx: Context, role: str, d: dict[str, Any]) ->
             observed=out.observed,
             cells=cells_where(mask),
             of=int(mask.sum()),
-            of_what="object anchors (all moved)",
+            of_what="object anchors",
             values=out.values,
         )
     return out

@@ -53,7 +53,7 @@ def _logit_path(ctx: Context, role: str, d: dict[str, Any], *, where: str) -> Ou
             observed=out.observed,
             cells=cells_where(sel),
             of=int(sel.sum()),
-            of_what=f"{anchors} anchors (all moved)",
+            of_what=f"{anchors} anchors",
             values=out.values,
         )
     return out

@@ -83,7 +83,7 @@ def decreases_as_boxes_converge(ctx: Context, role: str, d: dict[str, Any]) -> O
             observed=out.observed,
             cells=cells_where(mask),
             of=int(mask.sum()),
-            of_what="object anchors (all moved)",
+            of_what="object anchors",
             values=out.values,
         )
     return out

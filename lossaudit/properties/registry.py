@@ -34,6 +34,7 @@ __all__ = [
     "names",
     "prop",
     "select",
+    "unregister",
 ]
 
 COMPONENTS = ("coordinates", "objects", "no_objects", "classification", "confidence", "total")
@@ -195,6 +196,12 @@ def prop(
         return check
 
     return decorate
+
+
+def unregister(name: str) -> None:
+    """Remove a property (one registered for a test or a one-off audit)."""
+    get(name)
+    del _REGISTRY[name]
 
 
 def names() -> tuple[str, ...]:

@@ -109,6 +109,8 @@ def render_text(
     lines += ["", "Verdict per component:"]
     name_w = max([len(c) for c in report.verdicts()] + [10])
     for comp, status in report.verdicts().items():
+        if status == "skip" and not verbose:
+            continue  # a component audited through others (confidence) or not reported
         mine = [r for r in report.results if r.component == comp]
         names = report.components.get(comp)
         reported = f"  (reported as {', '.join(names)})" if names else ""
