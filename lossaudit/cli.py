@@ -248,7 +248,7 @@ def _progress(stream: object) -> object:
 
 
 def _report(args: argparse.Namespace) -> ExitCode:
-    from lossaudit.settings import resolve
+    from lossaudit.settings import load_config, resolve
     from lossaudit.spec import Codec
 
     if args.list:
@@ -278,6 +278,7 @@ def _report(args: argparse.Namespace) -> ExitCode:
     codec.check_against(spec)
     settings = resolve(
         args.profile,
+        config=load_config(),
         seed=args.seed,
         max_examples=args.max_examples,
         time_limit=args.time_limit,

@@ -111,6 +111,47 @@ def get_profile(name: str) -> Settings:
         ) from None
 
 
+#: Keys of ``[tool.lossaudit]`` that settings read (other keys belong to other commands).
+CONFIG_KEYS = {"profile": str, "max_examples": int, "time_limit": (int, float), "reduction": str}
+
+
+def load_config(directory: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+    """The ``[tool.lossaudit]`` table of ``pyproject.toml`` in ``directory`` (default: the
+    current directory), or ``{}`` when there is none. Known keys are type-checked."""
+    import tomllib
+    from pathlib import Path
+
+    path = Path(directory or os.getcwd()) / "pyproject.toml"
+    if not path.is_file():
+        return {}
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise invalid(
+            f"{path} is not valid TOML",
+            "a readable pyproject.toml",
+            f"{exc}",
+            "Fix the file's syntax or run lossaudit from another directory.",
+        ) from None
+    table = data.get("tool", {}).get("lossaudit", {})
+    if not isinstance(table, dict):
+        raise invalid(
+            f"[tool.lossaudit] in {path} is not a table",
+            "a [tool.lossaudit] table",
+            f"{type(table).__name__}",
+            "Write it as a TOML table.",
+        )
+    for key, kind in CONFIG_KEYS.items():
+        if key in table and (isinstance(table[key], bool) or not isinstance(table[key], kind)):
+            raise invalid(
+                f"[tool.lossaudit] {key} in {path} has the wrong type",
+                f"{kind.__name__ if isinstance(kind, type) else 'a number'}",
+                f"{key} = {table[key]!r}",
+                f"Set {key} to a value of that type.",
+            )
+    return table
+
+
 def resolve(
     profile: str | None = None,
     *,
@@ -133,5 +174,6 @@ def resolve(
         or ("ci" if in_ci(env) else "dev")
     )
     settings = get_profile(name)
-    changes = {k: v for k, v in overrides.items() if v is not None}
+    from_config = {k: config[k] for k in ("max_examples", "time_limit", "reduction") if k in config}
+    changes = {**from_config, **{k: v for k, v in overrides.items() if v is not None}}
     return settings.replace(**changes) if changes else settings

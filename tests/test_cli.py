@@ -151,3 +151,11 @@ def test_list_and_version():
     assert out.returncode == 0 and "coordinates.minimal_at_truth" in out.stdout
     out = run("--version")
     assert out.returncode == 0 and out.stdout.startswith("lossaudit ")
+
+
+def test_a_malformed_pyproject_table_is_a_usage_error(tmp_path):
+    (tmp_path / "pyproject.toml").write_text('[tool.lossaudit]\nprofile = "fastest"\n')
+    out = run("report", "--only", "total.pure", cwd=tmp_path)
+    assert out.returncode == 2
+    assert "profile='fastest'" in out.stderr and "Did you mean" not in out.stdout
+    assert "Traceback" not in out.stderr

@@ -27,3 +27,23 @@ def test_profiles_are_frozen():
 
     with pytest.raises(dataclasses.FrozenInstanceError):
         PROFILES["ci"].max_examples = 3  # type: ignore[misc]
+
+
+def test_pyproject_table_is_read_and_checked(tmp_path):
+    import pytest
+
+    from lossaudit.errors import InvalidSpec
+    from lossaudit.settings import load_config
+
+    assert load_config(tmp_path) == {}
+    (tmp_path / "pyproject.toml").write_text('[tool.lossaudit]\nprofile = "thorough"\nmax_examples = 7\n')
+    config = load_config(tmp_path)
+    s = resolve(None, environ={}, config=config)
+    assert (s.profile, s.max_examples) == ("thorough", 7)
+    assert resolve(None, environ={}, config=config, max_examples=3).max_examples == 3
+    (tmp_path / "pyproject.toml").write_text("[tool.lossaudit]\nmax_examples = 'many'\n")
+    with pytest.raises(InvalidSpec, match="max_examples = 'many'"):
+        load_config(tmp_path)
+    (tmp_path / "pyproject.toml").write_text("[tool.lossaudit\n")
+    with pytest.raises(InvalidSpec, match="not valid TOML"):
+        load_config(tmp_path)
