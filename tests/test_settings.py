@@ -36,7 +36,9 @@ def test_pyproject_table_is_read_and_checked(tmp_path):
     from lossaudit.settings import load_config
 
     assert load_config(tmp_path) == {}
-    (tmp_path / "pyproject.toml").write_text('[tool.lossaudit]\nprofile = "thorough"\nmax_examples = 7\n')
+    (tmp_path / "pyproject.toml").write_text(
+        '[tool.lossaudit]\nprofile = "thorough"\nmax_examples = 7\n'
+    )
     config = load_config(tmp_path)
     s = resolve(None, environ={}, config=config)
     assert (s.profile, s.max_examples) == ("thorough", 7)

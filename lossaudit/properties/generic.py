@@ -239,6 +239,29 @@ def minimal_at_truth(ctx: Context, role: str, d: dict[str, Any]) -> Outcome:
     return Outcome.ok(info=info, floor=v0, gradient_norm=gnorm)
 
 
+def channel_groups(ctx: Context, role: str, scene: Any) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """``(label, channel mask, active anchors)`` for each channel group ``role`` governs.
+
+    The total (and the combined confidence) must move every group it is made of: a total whose
+    box channels get nothing is as stuck as a coordinate term that gets nothing.
+    """
+    obj = scene.object_mask()
+    ch = np.arange(ctx.spec.channels)
+    full = np.ones(ctx.spec.shape, dtype=bool)
+    box, conf, cls = full & (ch < 4), full & (ch == OBJ_CH), full & (ch >= CLS0)
+    groups = {
+        "coordinates": [("object anchors on x, y, w, h", box, obj)],
+        "objects": [("object anchors on obj", conf, obj)],
+        "no_objects": [("empty anchors on obj", conf, ~obj)],
+        "classification": [("object anchors on the class channels", cls, obj)],
+    }
+    groups["confidence"] = groups["objects"] + groups["no_objects"]
+    groups["total"] = groups["coordinates"] + groups["confidence"]
+    if not (ctx.spec.classes == 1 and ctx.codec.cls == "softmax"):
+        groups["total"] = groups["total"] + groups["classification"]
+    return groups[role]
+
+
 def _gradient_applies(ctx: Context, role: str) -> str | None:
     if role == "classification" and ctx.spec.classes == 1 and ctx.codec.cls == "softmax":
         return "one class under softmax: see classification.single_class"
@@ -284,21 +307,27 @@ def gradient_flows(ctx: Context, role: str, d: dict[str, Any]) -> Outcome:
             of_what="active anchors",
             values={"value": v},
         )
-    norms = grad_norms(ev.grads[role], governed(role, scene))
-    dead = active & ~(norms > ZERO_GRAD)
-    nonfinite = active & ~np.isfinite(norms)
-    if dead.any() or nonfinite.any():
-        what = "no gradient" if dead.any() else "a non-finite gradient"
-        bad = dead | nonfinite
-        return Outcome(
-            "fail",
-            expected=expected,
-            observed=f"{int(bad.sum())} / {n_active} active anchors get {what} from {role} (value {fmt(v)})",
-            cells=cells_where(bad),
-            of=n_active,
-            of_what="active anchors",
-            values={"value": v},
-        )
+    for label, channels, anchors in channel_groups(ctx, role, scene):
+        if not anchors.any():
+            continue
+        norms = grad_norms(ev.grads[role], channels)
+        bad = anchors & ~(np.isfinite(norms) & (norms > ZERO_GRAD))
+        if bad.any():
+            what = (
+                "a non-finite gradient" if (~np.isfinite(norms) & anchors).any() else "no gradient"
+            )
+            return Outcome(
+                "fail",
+                expected=expected,
+                observed=(
+                    f"{int(bad.sum())} / {int(anchors.sum())} {label} get {what} from {role} "
+                    f"(value {fmt(v)})"
+                ),
+                cells=cells_where(bad),
+                of=int(anchors.sum()),
+                of_what=label.split(" on ")[0],
+                values={"value": v},
+            )
     return Outcome.ok(value=v)
 
 

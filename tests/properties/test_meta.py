@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from fixtures.catalog import BUGS, CORRECT
+from fixtures.catalog import BUGS, CORRECT, TWINS
 from lossaudit import properties
 
 
@@ -30,7 +30,7 @@ def test_correct_fixture_passes_every_property(fixture, classes, audited):
         assert n == 1 and fixture.codec["cls"] == "softmax"
 
 
-@pytest.mark.parametrize("fixture", BUGS, ids=lambda f: f.name)
+@pytest.mark.parametrize("fixture", BUGS + TWINS, ids=lambda f: f.name)
 def test_bug_zoo_loss_is_caught_by_its_property(fixture, audited):
     report = audited(fixture, only=[fixture.catches])
     (result,) = report.results
