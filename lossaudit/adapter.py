@@ -186,6 +186,9 @@ def describe_exception(exc: BaseException, limit: int = 400) -> str:
         where = f" (at {user[-1].group(1)}:{user[-1].group(2)})"
     if lines and lines[0].startswith("in user code:"):
         text = lines[-1]
+    elif lines and lines[0].startswith("{{function_node"):
+        # An op error from inside a graph: drop TensorFlow's node prefix, keep the message.
+        text = re.sub(r"^\{\{function_node [^}]*\}\}\s*", "", " ".join(lines[:2]))
     elif frames:
         # A graph execution error: the frames it lists, then the op's own message.
         rest = []
@@ -294,6 +297,11 @@ class Adapter:
             if not out:
                 raise LossError("the loss returned an empty mapping: expected component values")
             named.update({str(k): v for k, v in out.items()})
+        elif out is None:
+            raise LossError(
+                "the loss returned None: expected a scalar, a per-sample vector (batch,), or a "
+                "mapping of component name to value (a missing return statement?)"
+            )
         elif isinstance(out, list | tuple):
             raise LossError(
                 f"the loss returned a {type(out).__name__} of {len(out)} values: expected a "
@@ -308,7 +316,9 @@ class Adapter:
         names: dict[str, list[str]] = {}
         for name, value in named.items():
             role = role_for_name(name, self.components)
-            if role is None or role == "ignore":
+            if role == "ignore":
+                continue
+            if role is None:
                 self.unmapped.add(name)
                 continue
             by_role.setdefault(role, []).append(value)

@@ -21,7 +21,7 @@ from lossaudit.errors import LossError
 from lossaudit.properties.registry import Context, NonFinite, Outcome, Property
 from lossaudit.report import COMPONENT_ORDER, Counterexample, Report, Result
 from lossaudit.scenarios import noisy, perfect
-from lossaudit.settings import Settings, resolve
+from lossaudit.settings import PROFILES, Settings, resolve
 from lossaudit.spec import Codec, GridSpec, Obj, Scene
 
 __all__ = ["audit", "reproduce_command"]
@@ -85,6 +85,13 @@ def reproduce_command(
     argv += ["--profile", settings.profile]
     if not settings.derandomize and settings.seed is not None:
         argv += ["--seed", str(settings.seed)]
+    base = PROFILES.get(settings.profile)
+    if base is not None and settings.max_examples != base.max_examples:
+        argv += ["--max-examples", str(settings.max_examples)]
+    if base is not None and settings.time_limit != base.time_limit:
+        argv += ["--time-limit", f"{settings.time_limit:g}"]
+    if not settings.shrink:
+        argv.append("--no-shrink")
     return shlex.join(argv)
 
 
@@ -300,7 +307,16 @@ def audit(
     tf_seconds = 0.0 if tf_loaded else time.perf_counter() - tf_started
 
     probe_started = time.perf_counter()
-    probe, probe_error = _probe(adapter, spec, codec)
+    worker = _Worker()
+    finished, probed = worker.run(lambda: _probe(adapter, spec, codec), settings.time_limit)
+    probe, probe_error = (
+        probed
+        if finished
+        else (
+            None,
+            f"the first call did not finish within {settings.time_limit:g}s: the loss hangs or is very slow",
+        )
+    )
     probe_seconds = time.perf_counter() - probe_started
 
     settings_dict = {
@@ -310,6 +326,7 @@ def audit(
         "seed": settings.seed,
         "time_limit": settings.time_limit,
         "reduction": settings.reduction,
+        "shrink": settings.shrink,
     }
     base = dict(
         target=target,
@@ -324,6 +341,7 @@ def audit(
         settings=settings_dict,
     )
     if probe is None:
+        worker.close(hung=not finished)
         result = Result(
             property="total.runs",
             component="total",
@@ -355,7 +373,6 @@ def audit(
 
     results: list[Result] = []
     hung_in: str | None = None
-    worker = _Worker()
     for index, prop in enumerate(selected):
         if progress is not None:
             progress(index, len(selected), prop.name)

@@ -187,6 +187,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--only", action="append", metavar="PROPERTY", help="run only this property; repeatable"
     )
+    s.add_argument(
+        "--no-shrink",
+        dest="shrink",
+        action="store_false",
+        help="report the first failing example without minimising it (faster)",
+    )
     o = rep.add_argument_group("output")
     o.add_argument(
         "--format", choices=("text", "json"), default="text", help="report format (default text)"
@@ -254,11 +260,6 @@ def _report(args: argparse.Namespace) -> ExitCode:
     if args.list:
         sys.stdout.write(_list_properties())
         return ExitCode.OK
-    if args.only:
-        from lossaudit import properties
-
-        for name in args.only:
-            properties.get(name)
     defaults = GridSpec()
     h, w = args.grid or (defaults.H, defaults.W)
     spec = GridSpec(
@@ -283,6 +284,7 @@ def _report(args: argparse.Namespace) -> ExitCode:
         max_examples=args.max_examples,
         time_limit=args.time_limit,
         reduction=args.reduction,
+        shrink=None if args.shrink else False,
     )
     if (
         args.out is not None
@@ -302,6 +304,12 @@ def _report(args: argparse.Namespace) -> ExitCode:
     from lossaudit.targets import load_target
 
     loss, target = load_target(args.target)
+    if args.only:
+        # Checked after loading the target: its module may register properties of its own.
+        from lossaudit import properties
+
+        for name in args.only:
+            properties.get(name)
     tty = sys.stderr.isatty()
     report = audit(
         loss,

@@ -116,12 +116,18 @@ def shifted(case: Case, codec: Codec, *, dx: float = 0.0, dy: float = 0.0) -> Ca
 
 
 def scaled(case: Case, codec: Codec, *, dw: float = 0.0, dh: float = 0.0) -> Case:
-    """Scale every object's predicted size by ``exp(dw)``, ``exp(dh)`` (kept inside the image)."""
+    """Scale every object's predicted size by ``exp(dw)``, ``exp(dh)``.
+
+    A size that would leave the image (above 1) is scaled by ``exp(-dw)`` instead, so the
+    prediction always moves: a box already filling the image shrinks rather than staying put.
+    """
     truth = case.y_true().astype(np.float64)
     mask = case.scene.object_mask()
     anchors = codec.anchor_grid(case.spec)
     raw = case.y_pred.astype(np.float64).copy()
-    wh = truth[..., 2:4] * np.exp(np.array([dw, dh]))
+    factor = np.exp(np.array([dw, dh]))
+    grown = truth[..., 2:4] * factor
+    wh = np.where(grown > 1.0, truth[..., 2:4] / factor, grown)
     wh = np.clip(wh, 1e-4, 1.0)
     enc = codec.encode_wh(wh, anchors)
     raw[..., 2:4] = np.where(mask[..., None], enc, raw[..., 2:4])

@@ -26,7 +26,8 @@ class Settings:
     - ``derandomize``: same examples on every run (no seed needed to reproduce);
     - ``seed``: the random seed when not derandomized; ``None`` draws one and reports it;
     - ``time_limit``: seconds one property may run before the loss is reported as hung;
-    - ``reduction``: ``auto`` accepts a batch sum or mean, ``sum`` or ``mean`` demands one.
+    - ``reduction``: ``auto`` accepts a batch sum or mean, ``sum`` or ``mean`` demands one;
+    - ``shrink``: minimise each counterexample (off: report the first failing example, faster).
     """
 
     profile: str = "dev"
@@ -35,6 +36,7 @@ class Settings:
     seed: int | None = None
     time_limit: float = 300.0
     reduction: str = "auto"
+    shrink: bool = True
 
     def __post_init__(self) -> None:
         if self.max_examples < 1:
@@ -69,9 +71,11 @@ class Settings:
         (TensorFlow's first call and tracing are slow), shrinking on, quiet output.
         """
         import hypothesis
-        from hypothesis import HealthCheck, Verbosity
+        from hypothesis import HealthCheck, Phase, Verbosity
 
+        phases = tuple(p for p in Phase if self.shrink or p is not Phase.shrink)
         return hypothesis.settings(
+            phases=phases,
             max_examples=self.max_examples,
             derandomize=self.derandomize,
             database=None,

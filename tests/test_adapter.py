@@ -175,3 +175,15 @@ def test_evaluations_are_cached_by_input():
     ad.evaluate(CASE)
     ad.evaluate(noisy(SCENE, Codec(), seed=1))
     assert ad.calls == 1
+
+
+def test_none_and_ignored_names_get_plain_answers():
+    import tensorflow as tf
+
+    with pytest.raises(LossError, match="returned None"):
+        Adapter(lambda t, p: None).evaluate(CASE)
+    ad = Adapter(
+        lambda t, p: {"coordinates": tf.reduce_sum(p), "lr": 0.1}, components={"lr": "ignore"}
+    )
+    ad.evaluate(CASE)
+    assert ad.unmapped == set()

@@ -150,3 +150,52 @@ def test_failure_reproduce_command_reruns_the_same_verdict(profile, tmp_path):
     )
     assert first.results[0].status == again.results[0].status == "fail"
     assert first.results[0].counterexample == again.results[0].counterexample
+
+
+def test_counterexamples_are_shrunk_unless_asked_not_to():
+    from fixtures.losses import bugzoo
+
+    only = ["coordinates.ignores_empty_anchors"]
+    shrunk = audit(bugzoo.unmasked_coordinates, SPEC, Codec(cls="sigmoid"), settings=CI, only=only)
+    cx = shrunk.results[0].counterexample
+    assert len(cx.scene) == 1 and cx.scene[0]["b"] == 0 and cx.scene[0]["i"] == 0
+    raw = audit(
+        bugzoo.unmasked_coordinates,
+        SPEC,
+        Codec(cls="sigmoid"),
+        settings=CI.replace(shrink=False),
+        only=only,
+    )
+    assert raw.results[0].status == "fail"
+    assert raw.results[0].reproduce.endswith("--no-shrink")
+
+
+def test_a_loss_that_hangs_on_its_first_call_is_an_error_not_a_hang():
+    import time
+
+    hanging = [True]
+
+    def stuck(y_true, y_pred):
+        while hanging[0]:
+            time.sleep(0.05)
+        return _ok_loss(y_true, y_pred)
+
+    try:
+        report = audit(stuck, SPEC, Codec(cls="sigmoid"), settings=CI.replace(time_limit=1.0))
+    finally:
+        hanging[0] = False
+    (result,) = report.results
+    assert result.status == "error" and "did not finish within 1s" in result.message
+
+
+def test_reproduce_keeps_non_default_effort():
+    from lossaudit.audit import reproduce_command
+
+    cmd = reproduce_command(
+        "x.py:l",
+        GridSpec(),
+        Codec(),
+        CI.replace(max_examples=99, time_limit=5.0),
+        only="total.pure",
+    )
+    assert cmd.endswith("--only total.pure --profile ci --max-examples 99 --time-limit 5")

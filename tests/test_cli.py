@@ -117,7 +117,7 @@ def test_a_failing_zoo_loss_prints_the_house_failure_format():
         "Minimal counterexample:",
         "spec  = GridSpec(",
         "scene = [Obj(",
-        "Reproduce: lossaudit report fixtures/losses/bugzoo.py:unmasked_coordinates",
+        "Reproduce:\n    lossaudit report fixtures/losses/bugzoo.py:unmasked_coordinates",
     ):
         assert piece in text, piece
 

@@ -108,8 +108,16 @@ def path_outcome(
             "fail",
             expected=expected,
             observed=(
-                f"does not respond: {fmt(values[0])} at {steps[0]}, {fmt(values[-1])} at "
-                f"{steps[-1]} (a component that does not move cannot train)"
+                (
+                    f"does not respond: {fmt(values[0])} at {steps[0]}, {fmt(values[-1])} at "
+                    f"{steps[-1]} (a component that does not move cannot train)"
+                )
+                if values[0] == values[-1]
+                else (
+                    f"barely responds: {fmt(values[0])} at {steps[0]}, {fmt(values[-1])} at "
+                    f"{steps[-1]}, less than {RESPOND_RTOL:.0e} of its value (whatever else it "
+                    "sums drowns this move)"
+                )
             ),
             values={"path": dict(zip(steps, values, strict=True))},
         )

@@ -121,7 +121,11 @@ class Property:
 
     @property
     def summary(self) -> str:
-        return self.doc.strip().splitlines()[0] if self.doc.strip() else ""
+        """The docstring's first sentence, on one line."""
+        first = self.doc.strip().split("\n\n", 1)[0]
+        text = " ".join(first.split())
+        end = text.find(". ")
+        return text if end < 0 else text[: end + 1]
 
     def skip_reason(self, ctx: Context) -> str | None:
         """Why this property does not apply to the audited loss, or ``None`` when it does."""

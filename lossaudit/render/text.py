@@ -82,7 +82,8 @@ def _detail(r: Result, width: int, color: bool) -> list[str]:
     if r.info and r.status != "pass":
         lines += _wrap(f"Note: {r.info}", width, "  ")
     if r.reproduce:
-        lines += _wrap(f"Reproduce: {r.reproduce}", width, "  ")
+        # Never wrapped: a command must survive copy and paste whole.
+        lines += ["  Reproduce:", f"    {r.reproduce}"]
     return lines
 
 
