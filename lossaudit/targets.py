@@ -103,6 +103,10 @@ def load_target(target: str | None) -> tuple[Any, str]:
     """
     target = target or DEFAULT_TARGET
     where, name = _split(target)
+    from lossaudit.adapter import import_tensorflow
+
+    # Quietly, before the user's module imports it with all its start-up logging.
+    import_tensorflow()
     looks_like_file = where.endswith(".py") or os.sep in where or "/" in where
     module = _import_file(Path(where)) if looks_like_file else _import_module(where)
     obj: Any = module

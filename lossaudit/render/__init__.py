@@ -8,10 +8,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from lossaudit.render.json import render_json
-from lossaudit.render.text import render_text
+from lossaudit.render.text import render_result, render_text
 from lossaudit.report import Report
 
-__all__ = ["FORMATS", "render", "render_json", "render_text"]
+__all__ = ["FORMATS", "render", "render_json", "render_result", "render_text"]
 
 FORMATS: dict[str, Callable[..., str]] = {"text": render_text, "json": render_json}
 

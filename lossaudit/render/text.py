@@ -54,6 +54,7 @@ def _counts(results: list[Result]) -> str:
 
 
 def _detail(r: Result, width: int, color: bool) -> list[str]:
+    """One result in full: expected, observed, offending cells, counterexample, reproduce."""
     lines = [_paint(f"{_LABEL[r.status]} {r.property}", r.status, color)]
     if r.status == "error":
         lines += _wrap(f"The loss raised or returned something unusable: {r.message}", width, "  ")
@@ -154,3 +155,8 @@ def render_text(
             "(--verbose lists every property; --format json gives everything)", width, "  "
         )
     return "\n".join(lines) + "\n"
+
+
+def render_result(result: Result, *, width: int = 100, color: bool = False) -> str:
+    """One result as ``lossaudit report`` prints it (for pytest failures and warnings)."""
+    return "\n".join(_detail(result, width, color)) + "\n"

@@ -1,0 +1,261 @@
+"""pytest plugin: a loss audit is a line in a test file.
+
+In a test module::
+
+    from lossaudit.pytest_plugin import audit_loss
+
+    yolo_loss = audit_loss("my_pkg/losses.py:yolo_loss", grid="13x9", classes=4, cls="sigmoid")
+
+collects one test item per property, ``test_losses.py::yolo_loss::coordinates.minimal_at_truth``.
+A failing property fails its item with the same message ``lossaudit report`` prints; a warning
+(the one-class note) is a pytest warning; a property that does not apply is a skip.
+
+``pytest --lossaudit`` also collects every loss configured in ``[tool.lossaudit]``
+(``pyproject.toml::<target>::<property>``). Loaded through the ``pytest11`` entry point without
+importing TensorFlow: the first audited item imports it.
+"""
+
+from __future__ import annotations
+
+import warnings
+import zlib
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from lossaudit.config import LossConfig, parse_losses
+from lossaudit.errors import LossAuditError
+from lossaudit.settings import PROFILES, load_config, resolve
+from lossaudit.spec import Codec, GridSpec
+
+__all__ = ["AuditedLoss", "LossAuditFailure", "LossAuditWarning", "audit_loss"]
+
+
+_CONFIGURED = pytest.StashKey[tuple[LossConfig, ...]]()
+
+
+class LossAuditWarning(UserWarning):
+    """A property that warns, such as a classification term that can never train."""
+
+
+class LossAuditFailure(AssertionError):
+    """A property failed, or the loss errored, under pytest."""
+
+
+@dataclass(frozen=True)
+class AuditedLoss:
+    """A loss to audit from pytest; build it with :func:`audit_loss`."""
+
+    target: str | Callable[..., Any]
+    spec: GridSpec = field(default_factory=GridSpec)
+    codec: Codec = field(default_factory=Codec)
+    components: Mapping[str, str] = field(default_factory=dict)
+    reduction: str = "auto"
+    only: tuple[str, ...] = ()
+
+
+def audit_loss(
+    target: str | Callable[..., Any],
+    *,
+    grid: int | str | tuple[int, int] | None = None,
+    anchors: int | None = None,
+    classes: int | None = None,
+    batch: int | None = None,
+    xy: str = "sigmoid",
+    wh: str = "exp",
+    obj: str = "sigmoid",
+    cls: str = "softmax",
+    anchor_sizes: Iterable[tuple[float, float]] = (),
+    components: Mapping[str, str] | None = None,
+    reduction: str = "auto",
+    only: Iterable[str] = (),
+) -> AuditedLoss:
+    """Declare a loss for pytest to audit; assign the result to a module-level name.
+
+    ``target`` is ``"path/to/file.py:name"``, ``"package.module:name"`` or the loss itself. The
+    keywords are ``lossaudit report``'s flags. ``only`` limits the properties collected.
+
+    Example:
+        >>> yolo_loss = audit_loss("my_pkg.losses:yolo_loss", grid="13x9", classes=4)
+    """
+    d = GridSpec()
+    if grid is None:
+        h, w = d.H, d.W
+    elif isinstance(grid, int):
+        h = w = grid
+    elif isinstance(grid, str):
+        from lossaudit.config import _grid
+
+        h, w = _grid("audit_loss", grid)
+    else:
+        h, w = grid
+    spec = GridSpec(
+        batch=batch or d.batch, H=h, W=w, anchors=anchors or d.anchors, classes=classes or d.classes
+    )
+    codec = Codec(xy=xy, wh=wh, obj=obj, cls=cls, anchor_sizes=tuple(anchor_sizes))  # type: ignore[arg-type]
+    codec.check_against(spec)
+    return AuditedLoss(target, spec, codec, dict(components or {}), reduction, tuple(only))
+
+
+def _from_config(loss: LossConfig) -> AuditedLoss:
+    return AuditedLoss(loss.target, loss.spec, loss.codec, loss.components, loss.reduction)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("lossaudit", "lossaudit: property-based audits of YOLO losses")
+    group.addoption(
+        "--lossaudit",
+        action="store_true",
+        help="also collect the losses configured in [tool.lossaudit] of pyproject.toml",
+    )
+    group.addoption(
+        "--lossaudit-profile",
+        choices=tuple(PROFILES),
+        help="settings profile for audits (default: ci under CI, else dev with a fixed seed)",
+    )
+    group.addoption("--lossaudit-seed", type=int, help="seed for non-derandomized profiles")
+    group.addoption("--lossaudit-max-examples", type=int, help="Hypothesis examples per property")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "lossaudit: a property of a loss audited by lossaudit")
+    if config.getoption("lossaudit"):
+        path = config.rootpath / "pyproject.toml"
+        if not path.is_file():
+            raise pytest.UsageError(
+                f"lossaudit: --lossaudit needs a pyproject.toml with [[tool.lossaudit.losses]] in "
+                f"{config.rootpath}; none found. Add one, or drop --lossaudit."
+            )
+        try:
+            config.stash[_CONFIGURED] = parse_losses(load_config(path.parent), source=path.name)
+        except LossAuditError as exc:
+            raise pytest.UsageError(f"lossaudit: {exc}") from None
+        # Collected like a test file, so counts, -k and xdist treat its losses as any other item.
+        if str(path) not in config.args:
+            config.args.append(str(path))
+
+
+def _settings(config: pytest.Config, target: str) -> Any:
+    """Settings for one loss. A random profile gets a seed from the options or from the target
+    name, so every xdist worker (and every rerun) draws the same examples."""
+    seed = config.getoption("lossaudit_seed")
+    if seed is None:
+        hyp_seed = config.getoption("hypothesis_seed", default=None)
+        seed = int(hyp_seed) if hyp_seed not in (None, "") and str(hyp_seed).isdigit() else None
+    settings = resolve(
+        config.getoption("lossaudit_profile"),
+        config=load_config(config.rootpath),
+        max_examples=config.getoption("lossaudit_max_examples"),
+    )
+    if not settings.derandomize:
+        settings = settings.replace(
+            seed=seed if seed is not None else zlib.crc32(target.encode()) % 2**31
+        )
+    return settings
+
+
+class LossCollector(pytest.Collector):
+    """One audited loss: its children are its properties."""
+
+    def __init__(self, *, audited: AuditedLoss, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.audited = audited
+        self._report: Any = None
+        self._ran: tuple[str, ...] = ()
+
+    def collect(self) -> Iterator[PropertyItem]:
+        from lossaudit import properties
+
+        names = self.audited.only or properties.names()
+        for name in names:
+            properties.get(name)
+            yield PropertyItem.from_parent(self, name=name)
+
+    def report_for(self, name: str) -> Any:
+        """The audit's report, run once for every selected property of this loss."""
+        if self._report is None or name not in self._ran:
+            selected = [i.name for i in self.session.items if i.parent is self] or [name]
+            self._report = self._audit(selected)
+            self._ran = tuple(selected)
+        return self._report
+
+    def _audit(self, only: list[str]) -> Any:
+        from lossaudit.audit import audit
+        from lossaudit.targets import load_target
+
+        target = self.audited.target
+        if isinstance(target, str):
+            loss, label = load_target(target)
+        else:
+            loss, label = target, f"{self.path.name}:{self.name}"
+        settings = _settings(self.config, label).replace(reduction=self.audited.reduction)
+        return audit(
+            loss,
+            self.audited.spec,
+            self.audited.codec,
+            settings=settings,
+            components=self.audited.components,
+            only=only,
+            target=label,
+        )
+
+
+class PropertyItem(pytest.Item):
+    """One property of one loss."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.add_marker("lossaudit")
+
+    def runtest(self) -> None:
+        from lossaudit.render import render_result
+
+        parent = self.parent
+        assert isinstance(parent, LossCollector)
+        try:
+            report = parent.report_for(self.name)
+        except LossAuditError as exc:
+            raise LossAuditFailure(f"lossaudit could not audit {parent.name}: {exc}") from None
+        result = next((r for r in report.results if r.property == self.name), None)
+        if result is None:
+            # The whole loss failed before any property ran (it cannot be evaluated at all).
+            result = report.results[0]
+        if result.status == "skip":
+            pytest.skip(result.message)
+        if result.status == "warn":
+            warnings.warn(LossAuditWarning(render_result(result)), stacklevel=1)
+            return
+        if result.status in ("fail", "error"):
+            raise LossAuditFailure(render_result(result))
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
+        if isinstance(excinfo.value, LossAuditFailure):
+            return str(excinfo.value)
+        return super().repr_failure(excinfo, style=style)  # type: ignore[arg-type]
+
+    def reportinfo(self) -> tuple[Path, int | None, str]:
+        return self.path, None, f"{self.parent.name}::{self.name}"  # type: ignore[union-attr]
+
+
+def pytest_pycollect_makeitem(collector: pytest.Collector, name: str, obj: object) -> Any:
+    if isinstance(obj, AuditedLoss):
+        return LossCollector.from_parent(collector, name=name, audited=obj)
+    return None
+
+
+class ConfiguredLosses(pytest.File):
+    """``pyproject.toml`` as a collector of the losses its ``[tool.lossaudit]`` configures."""
+
+    def collect(self) -> Iterator[LossCollector]:
+        for loss in self.config.stash[_CONFIGURED]:
+            yield LossCollector.from_parent(self, name=loss.target, audited=_from_config(loss))
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    config = parent.config
+    if config.getoption("lossaudit") and file_path == config.rootpath / "pyproject.toml":
+        return ConfiguredLosses.from_parent(parent, path=file_path)
+    return None

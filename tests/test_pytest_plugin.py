@@ -1,0 +1,161 @@
+"""The pytest plugin, driven with pytester: collection, verdicts, options, config, xdist."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+pytest_plugins = ["pytester"]
+
+ROOT = Path(__file__).resolve().parents[1]
+REFS = ROOT / "fixtures" / "losses" / "references.py"
+ZOO = ROOT / "fixtures" / "losses" / "bugzoo.py"
+
+TEST_FILE = f"""
+from lossaudit.pytest_plugin import audit_loss
+
+good = audit_loss("{REFS}:mse_loss", cls="sigmoid", classes=2,
+                  only=["coordinates.ignores_empty_anchors", "objects.gradient_flows", "total.pure",
+                        "classification.single_class"])
+bad = audit_loss("{ZOO}:unmasked_coordinates", cls="sigmoid", only=["coordinates.ignores_empty_anchors"])
+seed = audit_loss("lossaudit.examples.seed:seed_loss", only=["classification.single_class"])
+"""
+
+
+@pytest.fixture(autouse=True)
+def _tensorflow_outside_pytester():
+    """In-process pytester runs restore sys.modules afterwards; TensorFlow must be imported
+    before the first one, or the next run re-imports it and its C++ runtime aborts."""
+    from lossaudit.adapter import import_tensorflow
+
+    import_tensorflow()
+
+
+@pytest.fixture
+def project(pytester):
+    pytester.makepyfile(test_losses=TEST_FILE)
+    pytester.makeini("[pytest]\naddopts = -p no:cacheprovider\n")
+    return pytester
+
+
+def test_each_property_is_an_item_with_a_readable_id(project):
+    result = project.runpytest("--collect-only", "-q", "-n", "0")
+    result.stdout.fnmatch_lines(
+        [
+            "test_losses.py::good::coordinates.ignores_empty_anchors",
+            "test_losses.py::good::total.pure",
+            "test_losses.py::bad::coordinates.ignores_empty_anchors",
+            "test_losses.py::seed::classification.single_class",
+        ]
+    )
+
+
+def test_verdicts_map_to_pass_fail_skip_and_warning(project):
+    result = project.runpytest("-n", "0", "-rA", "--lossaudit-profile", "ci")
+    result.assert_outcomes(passed=4, failed=1, skipped=1, warnings=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*FAILED coordinates.ignores_empty_anchors*",
+            "*Expected: coordinates unchanged when every channel of the empty anchors is redrawn*",
+            "*Minimal counterexample:*",
+            "*lossaudit report *bugzoo.py:unmasked_coordinates*--only coordinates.ignores_empty_anchors*",
+            "*LossAuditWarning: WARN classification.single_class*",
+            "SKIPPED*2 classes; see classification.decreases_as_true_class_rises",
+        ]
+    )
+
+
+def test_profile_and_seed_options_reach_the_reproduce_line(project):
+    result = project.runpytest(
+        "-n", "0", "-k", "bad", "--lossaudit-profile", "dev", "--lossaudit-seed", "77"
+    )
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*--profile dev --seed 77*"])
+
+
+def test_max_examples_option(project):
+    result = project.runpytest(
+        "-n", "0", "-k", "bad", "--lossaudit-profile", "ci", "--lossaudit-max-examples", "3"
+    )
+    result.stdout.fnmatch_lines(["*--profile ci --max-examples 3*"])
+
+
+def test_configured_losses_are_collected_with_the_flag(pytester):
+    pytester.makepyprojecttoml(
+        f"""
+[tool.lossaudit]
+profile = "ci"
+
+[[tool.lossaudit.losses]]
+target = "{ZOO}:noobj_on_object_cells"
+cls = "sigmoid"
+"""
+    )
+    assert "no tests ran" in pytester.runpytest("-n", "0", "-q").stdout.str()
+    result = pytester.runpytest(
+        "-n", "0", "-q", "--lossaudit", "-k", "ignores_object_anchors or pure"
+    )
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(
+        ["FAILED pyproject.toml::*noobj_on_object_cells::no_objects.ignores_object_anchors*"]
+    )
+
+
+def test_a_bad_config_is_a_usage_error(pytester):
+    pytester.makepyprojecttoml('[[tool.lossaudit.losses]]\ntarget = "x.py:l"\nclases = 3\n')
+    result = pytester.runpytest("-n", "0", "--lossaudit")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*unknown key 'clases'*Did you mean 'classes'*"])
+
+
+def test_custom_properties_in_a_test_module_are_collected(pytester):
+    pytester.makepyfile(
+        test_custom=f"""
+from hypothesis import strategies as st
+from lossaudit import Outcome, prop
+from lossaudit import scenarios as sc
+from lossaudit import strategies as ls
+from lossaudit.pytest_plugin import audit_loss
+
+@prop("doubles_when_predictions_double", components=("coordinates",),
+      draws=lambda ctx, c: st.fixed_dictionaries({{"scene": ls.scenes(ctx.spec)}}))
+def never_holds(ctx, role, d):
+    "A made-up property that no real loss satisfies, to see it fail."
+    case = sc.perfect(d["scene"], ctx.codec)
+    return Outcome("fail", expected="made up", observed=f"{{ctx.value(case, role)}}")
+
+mse = audit_loss("{REFS}:mse_loss", cls="sigmoid", only=["coordinates.doubles_when_predictions_double"])
+"""
+    )
+    result = pytester.runpytest("-n", "0", "--lossaudit-profile", "ci")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        ["*mse::coordinates.doubles_when_predictions_double*", "*Expected: made up*"]
+    )
+
+
+def test_xdist_gives_the_same_ids_and_results(project):
+    serial = project.runpytest_subprocess("-n", "0", "-q", "-rA")
+    parallel = project.runpytest_subprocess("-n", "2", "-q", "-rA")
+
+    def outcomes(result):
+        return sorted(
+            line.split(" - ")[0]
+            for line in result.stdout.lines
+            if line.startswith(("PASSED", "FAILED", "SKIPPED"))
+        )
+
+    assert outcomes(serial) == outcomes(parallel) != []
+
+
+def test_collection_does_not_import_tensorflow(project):
+    project.makeconftest(
+        """
+import sys
+def pytest_collection_finish(session):
+    print("TF_LOADED", "tensorflow" in sys.modules)
+"""
+    )
+    result = project.runpytest_subprocess("--collect-only", "-q", "-s", "-n", "0")
+    result.stdout.fnmatch_lines(["TF_LOADED False"])
