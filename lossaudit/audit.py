@@ -7,6 +7,7 @@ message, and a bug inside lossaudit itself is an ``error`` that says so.
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import shlex
 import sys
@@ -171,6 +172,27 @@ def _run_property(
     return "pass", seen.get("pass"), None, ""
 
 
+def _plain(
+    prop: Property,
+    status: str,
+    message: str,
+    reproduce: str = "",
+    examples: int = 0,
+    seconds: float = 0.0,
+) -> Result:
+    """A result that is only a status and a message (skips, hangs, lossaudit's own errors)."""
+    return Result(
+        property=prop.name,
+        component=prop.component,
+        status=status,
+        message=message,
+        reproduce=reproduce,
+        bugs=list(prop.bugs),
+        examples=examples,
+        seconds=round(seconds, 3),
+    )
+
+
 def _result(
     prop: Property,
     status: str,
@@ -183,28 +205,11 @@ def _result(
 ) -> Result:
     if status == "error":
         message = error
-        return Result(
-            property=prop.name,
-            component=prop.component,
-            status="error",
-            message=message,
-            counterexample=_counterexample(drawn, None),
-            reproduce=reproduce,
-            bugs=list(prop.bugs),
-            examples=examples,
-            seconds=round(seconds, 3),
-        )
+        errored = _plain(prop, "error", message, reproduce, examples, seconds)
+        return dataclasses.replace(errored, counterexample=_counterexample(drawn, None))
     if status == "pass":
-        return Result(
-            property=prop.name,
-            component=prop.component,
-            status="pass",
-            message=prop.summary,
-            info=outcome.info if outcome else "",
-            bugs=list(prop.bugs),
-            examples=examples,
-            seconds=round(seconds, 3),
-        )
+        passed = _plain(prop, "pass", prop.summary, "", examples, seconds)
+        return dataclasses.replace(passed, info=outcome.info if outcome else "")
     assert outcome is not None
     return Result(
         property=prop.name,
@@ -378,30 +383,13 @@ def audit(
             progress(index, len(selected), prop.name)
         reason = prop.skip_reason(ctx)
         if reason is not None:
-            results.append(
-                Result(
-                    property=prop.name,
-                    component=prop.component,
-                    status="skip",
-                    message=reason,
-                    bugs=list(prop.bugs),
-                )
-            )
+            results.append(_plain(prop, "skip", reason))
             continue
         reproduce = reproduce_command(
             target, spec, codec, settings, only=prop.name, components=components
         )
         if hung_in is not None:
-            results.append(
-                Result(
-                    property=prop.name,
-                    component=prop.component,
-                    status="error",
-                    message=f"not run: the loss hung in {hung_in}",
-                    reproduce=reproduce,
-                    bugs=list(prop.bugs),
-                )
-            )
+            results.append(_plain(prop, "error", f"not run: the loss hung in {hung_in}", reproduce))
             continue
         results.append(_run_with_limit(prop, ctx, settings, reproduce, worker))
         if results[-1].message.startswith("did not finish within"):
@@ -479,31 +467,24 @@ def _run_with_limit(
             lambda: _run_property(prop, ctx, settings, settings.seed), settings.time_limit
         )
     except BaseException as exc:  # a bug in lossaudit or Hypothesis: report, never crash
-        return Result(
-            property=prop.name,
-            component=prop.component,
-            status="error",
-            message=f"internal error in lossaudit while checking this property: {describe_exception(exc)}",
-            reproduce=reproduce,
-            bugs=list(prop.bugs),
-            examples=ctx.examples - examples_before,
-            seconds=round(time.perf_counter() - started, 3),
+        message = (
+            f"internal error in lossaudit while checking this property: {describe_exception(exc)}"
+        )
+        return _plain(
+            prop,
+            "error",
+            message,
+            reproduce,
+            ctx.examples - examples_before,
+            time.perf_counter() - started,
         )
     seconds = time.perf_counter() - started
     examples = ctx.examples - examples_before
     if not finished:
-        return Result(
-            property=prop.name,
-            component=prop.component,
-            status="error",
-            message=(
-                f"did not finish within {settings.time_limit:g}s: the loss hangs or is very slow "
-                "(raise the limit with --time-limit or Settings(time_limit=...))"
-            ),
-            reproduce=reproduce,
-            bugs=list(prop.bugs),
-            examples=examples,
-            seconds=round(seconds, 3),
+        message = (
+            f"did not finish within {settings.time_limit:g}s: the loss hangs or is very slow "
+            "(raise the limit with --time-limit or Settings(time_limit=...))"
         )
+        return _plain(prop, "error", message, reproduce, examples, seconds)
     status, outcome, drawn, error = out
     return _result(prop, status, outcome, drawn, error, reproduce, examples, seconds)

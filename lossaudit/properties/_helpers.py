@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
@@ -86,12 +87,26 @@ def path_outcome(
     *,
     expected: str,
     strict: bool = True,
+    moved: np.ndarray | None = None,
+    moved_what: str = "object anchors",
 ) -> Outcome:
     """Check a sequence of values measured along a path toward the truth.
 
     Passes when no step increases the value by more than the tolerance and, when ``strict``,
-    the last value is clearly below the first (the component responds at all).
+    the last value is clearly below the first (the component responds at all). ``moved`` marks
+    the anchors the path moves; a failure lists them as its cells.
     """
+    out = _path_verdict(values, steps, expected=expected, strict=strict)
+    if out.status == "fail" and moved is not None:
+        return dataclasses.replace(
+            out, cells=cells_where(moved), of=int(moved.sum()), of_what=moved_what
+        )
+    return out
+
+
+def _path_verdict(
+    values: Sequence[float], steps: Sequence[str], *, expected: str, strict: bool
+) -> Outcome:
     for k in range(1, len(values)):
         if values[k] > values[k - 1] + tol(values[k - 1]):
             return Outcome(

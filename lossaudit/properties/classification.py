@@ -92,20 +92,9 @@ def decreases_as_true_class_rises(ctx: Context, role: str, d: dict[str, Any]) ->
     base = sc.perfect(d["scene"], ctx.codec)
     cases = [sc.set_class_logit(base, ctx.codec, logit=v, cls="true") for v in RISING]
     values = [ctx.value(c, role) for c in cases]
-    out = path_outcome(
+    return path_outcome(
         values,
         [f"true-class logit {v:g}" for v in RISING],
         expected=f"{role} never increases as the true-class logit rises from -6 to +12, and ends lower",
+        moved=d["scene"].object_mask(),
     )
-    if out.status == "fail":
-        mask = d["scene"].object_mask()
-        return Outcome(
-            "fail",
-            expected=out.expected,
-            observed=out.observed,
-            cells=cells_where(mask),
-            of=int(mask.sum()),
-            of_what="object anchors",
-            values=out.values,
-        )
-    return out

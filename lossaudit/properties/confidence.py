@@ -30,33 +30,23 @@ def _scene_only(ctx: Context, role: str) -> st.SearchStrategy[Any]:
 
 def _logit_path(ctx: Context, role: str, d: dict[str, Any], *, where: str) -> Outcome:
     base = sc.perfect(d["scene"], ctx.codec)
+    mask = d["scene"].object_mask()
     logits = RISING if where == "objects" else tuple(-v for v in RISING)
     cases = [sc.set_confidence(base, ctx.codec, logit=v, where=where) for v in logits]
     values = [ctx.value(c, role) for c in cases]
     steps = [f"obj logit {v:g}" for v in logits]
     anchors = "object" if where == "objects" else "empty"
     direction = "rises toward +12" if where == "objects" else "falls toward -12"
-    out = path_outcome(
+    return path_outcome(
         values,
         steps,
         expected=(
             f"{role} never increases as the obj logit of {anchors} anchors {direction}, and ends "
             "lower than it starts"
         ),
+        moved=mask if where == "objects" else ~mask,
+        moved_what=f"{anchors} anchors",
     )
-    if out.status == "fail":
-        mask = d["scene"].object_mask()
-        sel = mask if where == "objects" else ~mask
-        return Outcome(
-            "fail",
-            expected=out.expected,
-            observed=out.observed,
-            cells=cells_where(sel),
-            of=int(sel.sum()),
-            of_what=f"{anchors} anchors",
-            values=out.values,
-        )
-    return out
 
 
 @prop(

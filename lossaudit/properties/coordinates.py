@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from lossaudit import scenarios as sc
 from lossaudit import strategies as ls
-from lossaudit.properties._helpers import cells_where, path_outcome, scene_draws
+from lossaudit.properties._helpers import path_outcome, scene_draws
 from lossaudit.properties.registry import Context, Outcome, prop
 
 PATH = (1.0, 0.75, 0.5, 0.25, 0.0)
@@ -67,23 +67,12 @@ def decreases_as_boxes_converge(ctx: Context, role: str, d: dict[str, Any]) -> O
         "scale": f"sizes scaled by (exp({d['dw']:g}), exp({d['dh']:g}))",
         "both": f"centres shifted by (dx={d['dx']:g}, dy={d['dy']:g}) cells and sizes scaled by (exp({d['dw']:g}), exp({d['dh']:g}))",
     }[d["move"]]
-    out = path_outcome(
+    return path_outcome(
         values,
         steps,
         expected=(
             f"{role} never increases as boxes ({move}) return to the truth in steps "
             f"s = 1, 0.75, 0.5, 0.25, 0, and ends lower than it starts"
         ),
+        moved=d["scene"].object_mask(),
     )
-    if out.status == "fail":
-        mask = d["scene"].object_mask()
-        return Outcome(
-            out.status,
-            expected=out.expected,
-            observed=out.observed,
-            cells=cells_where(mask),
-            of=int(mask.sum()),
-            of_what="object anchors",
-            values=out.values,
-        )
-    return out
