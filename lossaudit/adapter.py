@@ -40,6 +40,7 @@ __all__ = [
     "ROLES",
     "Adapter",
     "Evaluation",
+    "base_roles",
     "role_for_name",
 ]
 
@@ -58,6 +59,16 @@ _HEURISTIC: tuple[tuple[str, str], ...] = (
     (r"^conf", "confidence"),
     (r"^(total|loss$|sum$)", "total"),
 )
+
+
+def base_roles(roles: Any) -> list[str]:
+    """The roles whose sum is the whole loss: every base component, with a combined confidence
+    standing in for objects and no_objects unless both are reported separately."""
+    roles = set(roles)
+    base = [r for r in BASE_ROLES if r in roles]
+    if "confidence" in roles and not ("objects" in roles and "no_objects" in roles):
+        base = [r for r in base if r not in ("objects", "no_objects")] + ["confidence"]
+    return base
 
 
 def role_for_name(name: str, explicit: Mapping[str, str] | None = None) -> str | None:
@@ -351,7 +362,9 @@ class Adapter:
                     )
                 parts.append(t)
             if any(p.shape.rank == 1 for p in parts):
-                parts = [p if p.shape.rank == 1 else tf.fill([batch], p / batch) for p in parts]
+                # A scalar beside per-sample vectors is already a batch mean: broadcast it, so
+                # the mean of the sum is the sum of the means.
+                parts = [p if p.shape.rank == 1 else tf.fill([batch], p) for p in parts]
             comps[role] = tf.add_n(parts) if len(parts) > 1 else parts[0]
         if not any(r in comps for r in (*BASE_ROLES, "confidence", "total")):
             raise LossError(
@@ -361,12 +374,9 @@ class Adapter:
             )
         total_given = "total" in comps
         if not total_given:
-            base = [r for r in BASE_ROLES if r in comps]
-            if "confidence" in comps and not ("objects" in comps and "no_objects" in comps):
-                base = [r for r in base if r not in ("objects", "no_objects")] + ["confidence"]
-            shaped = [comps[r] for r in base]
+            shaped = [comps[r] for r in base_roles(comps)]
             if any(p.shape.rank == 1 for p in shaped):
-                shaped = [p if p.shape.rank == 1 else tf.fill([batch], p / batch) for p in shaped]
+                shaped = [p if p.shape.rank == 1 else tf.fill([batch], p) for p in shaped]
             comps["total"] = tf.add_n(shaped) if len(shaped) > 1 else shaped[0]
         return comps, total_given, {r: tuple(n) for r, n in names.items()}
 

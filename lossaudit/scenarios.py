@@ -30,6 +30,7 @@ from lossaudit.spec import (
 
 __all__ = [
     "Case",
+    "boxes_near_truth",
     "empty_scene",
     "extreme",
     "noisy",
@@ -105,29 +106,38 @@ def perfect(scene: Scene, codec: Codec) -> Case:
 
 
 def shifted(case: Case, codec: Codec, *, dx: float = 0.0, dy: float = 0.0) -> Case:
-    """Move every object's predicted centre by ``(dx, dy)`` cell units (kept inside the cell)."""
+    """Move every object's predicted centre by ``(dx, dy)`` cell units (|d| <= 0.45).
+
+    Each centre moves toward the side of its cell with more room: a shift that points at the
+    nearer border is mirrored. The rule does not depend on the size of the shift, so shifts of
+    ``d * s`` for s from 1 to 0 lie on one straight line back to the truth (never bent by a
+    clip at the border).
+    """
     truth = case.y_true().astype(np.float64)
     mask = case.scene.object_mask()
     raw = case.y_pred.astype(np.float64).copy()
     for ch, d in ((0, dx), (1, dy)):
-        moved = np.clip(truth[..., ch] + d, 0.01, 0.99)
+        t = truth[..., ch]
+        toward_room = np.where(t > 0.5, -abs(d), abs(d))
+        moved = np.clip(t + toward_room, 0.01, 0.99)
         raw[..., ch] = np.where(mask, codec.encode_xy(moved), raw[..., ch])
     return case.derive(raw, f"shifted(dx={_fmt(dx)}, dy={_fmt(dy)})")
 
 
 def scaled(case: Case, codec: Codec, *, dw: float = 0.0, dh: float = 0.0) -> Case:
-    """Scale every object's predicted size by ``exp(dw)``, ``exp(dh)``.
+    """Scale every object's predicted size by ``exp(|dw|)``, ``exp(|dh|)`` (|d| <= ln 2).
 
-    A size that would leave the image (above 1) is scaled by ``exp(-dw)`` instead, so the
-    prediction always moves: a box already filling the image shrinks rather than staying put.
+    Sizes above half the image shrink by that factor instead of growing, so the box stays
+    inside the image; like :func:`shifted`, the rule does not depend on the size of the step,
+    so a path of steps ``d * s`` is a straight line back to the truth.
     """
     truth = case.y_true().astype(np.float64)
     mask = case.scene.object_mask()
     anchors = codec.anchor_grid(case.spec)
     raw = case.y_pred.astype(np.float64).copy()
-    factor = np.exp(np.array([dw, dh]))
-    grown = truth[..., 2:4] * factor
-    wh = np.where(grown > 1.0, truth[..., 2:4] / factor, grown)
+    size = truth[..., 2:4]
+    step = np.abs(np.array([dw, dh]))
+    wh = np.where(size > 0.5, size * np.exp(-step), size * np.exp(step))
     wh = np.clip(wh, 1e-4, 1.0)
     enc = codec.encode_wh(wh, anchors)
     raw[..., 2:4] = np.where(mask[..., None], enc, raw[..., 2:4])
@@ -201,6 +211,19 @@ def noisy(scene: Scene, codec: Codec, *, seed: int, tiny_empty_boxes: bool = Fal
     return Case(scene, raw.astype(np.float32), f"noisy(seed={seed}{suffix})")
 
 
+def boxes_near_truth(case: Case, codec: Codec, *, seed: int, spread: float = 0.1) -> Case:
+    """Object anchors' predicted boxes a little off the truth (raw noise of ``spread``), so an
+    IoU-based term, flat while boxes do not overlap, is in its responsive range."""
+    mask = case.scene.object_mask()[..., None]
+    rng = np.random.default_rng(seed + 104729)
+    near = perfect(case.scene, codec).y_pred[..., 0:4] + rng.normal(
+        0.0, spread, case.y_pred[..., 0:4].shape
+    )
+    raw = case.y_pred.astype(np.float64).copy()
+    raw[..., 0:4] = np.where(mask, near, raw[..., 0:4])
+    return case.derive(codec.clamp(raw), f"boxes_near_truth(seed={seed})")
+
+
 def randomized_anchors(case: Case, codec: Codec, *, where: str, seed: int) -> Case:
     """Replace every channel of the empty (``where="empty"``) or object (``"objects"``) anchors
     with other typical predictions drawn from ``seed``."""
@@ -213,9 +236,12 @@ def randomized_anchors(case: Case, codec: Codec, *, where: str, seed: int) -> Ca
     return case.derive(raw, f"randomized_anchors(where={where!r}, seed={seed})")
 
 
-def extreme(case: Case, *, value: float, where: str, channels: str) -> Case:
+def extreme(
+    case: Case, *, value: float, where: str, channels: str, codec: Codec | None = None
+) -> Case:
     """Put ``value`` in ``channels`` ("xy", "wh", "obj", "cls" or "all") of the empty, object or
-    all anchors: saturated logits and overflowing raw sizes (BUG-CLASSES #6, #13, #14)."""
+    all anchors: saturated logits and overflowing raw sizes (BUG-CLASSES #6, #13, #14).
+    With ``codec``, identity-coded channels are kept in their range (:meth:`Codec.clamp`)."""
     mask = case.scene.object_mask()
     sel = {"empty": ~mask, "objects": mask, "all": np.ones_like(mask)}[where]
     chans = {
@@ -228,6 +254,8 @@ def extreme(case: Case, *, value: float, where: str, channels: str) -> Case:
     raw = case.y_pred.copy()
     block = raw[..., chans]
     raw[..., chans] = np.where(sel[..., None], value, block)
+    if codec is not None:
+        raw = codec.clamp(raw)
     return case.derive(raw, f"extreme(value={_fmt(value)}, where={where!r}, channels={channels!r})")
 
 

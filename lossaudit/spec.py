@@ -194,6 +194,22 @@ class Codec:
             return onehot * confidence
         return np.where(onehot > 0.5, confidence, -confidence)
 
+    def clamp(self, raw: np.ndarray) -> np.ndarray:
+        """Raw outputs limited to what each identity-coded channel can mean: centres, obj and
+        class scores in [0, 1], sizes >= 0. A loss fed probabilities (its head applies the
+        activation) is never probed with values no such head can produce. Saturating codecs
+        accept any raw value and are left alone."""
+        out = np.array(raw, dtype=np.float64, copy=True)
+        if self.xy == "identity":
+            out[..., 0:2] = np.clip(out[..., 0:2], 0.0, 1.0)
+        if self.wh == "identity":
+            out[..., 2:4] = np.maximum(out[..., 2:4], 0.0)
+        if self.obj == "identity":
+            out[..., OBJ_CH] = np.clip(out[..., OBJ_CH], 0.0, 1.0)
+        if self.cls == "identity":
+            out[..., CLS0:] = np.clip(out[..., CLS0:], 0.0, 1.0)
+        return out
+
     @property
     def saturating_obj(self) -> bool:
         return self.obj != "identity"

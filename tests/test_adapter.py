@@ -187,3 +187,19 @@ def test_none_and_ignored_names_get_plain_answers():
     )
     ad.evaluate(CASE)
     assert ad.unmapped == set()
+
+
+def test_scalars_beside_per_sample_vectors_keep_their_value():
+    import tensorflow as tf
+
+    def loss(y_true, y_pred):
+        per_sample = tf.reduce_sum(tf.square(y_pred[..., :4]), axis=[1, 2, 3, 4])
+        return {
+            "coordinates": per_sample,
+            "objects": tf.reduce_mean(tf.reduce_sum(y_pred[..., 4] ** 2, [1, 2, 3])),
+        }
+
+    ev = Adapter(loss).evaluate(CASE)
+    p = CASE.y_pred.astype(np.float64)
+    expected = (p[..., :4] ** 2).sum() / 2 + (p[..., 4] ** 2).sum() / 2
+    np.testing.assert_allclose(ev.values["total"], expected, rtol=1e-5)

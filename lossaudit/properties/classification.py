@@ -9,11 +9,16 @@ from hypothesis import strategies as st
 
 from lossaudit import scenarios as sc
 from lossaudit import strategies as ls
-from lossaudit.properties._helpers import cells_where, fmt, path_outcome, scene_draws, tol
+from lossaudit.properties._helpers import (
+    LOGIT_PATH,
+    cells_where,
+    fmt,
+    path_outcome,
+    scene_draws,
+    tol,
+)
 from lossaudit.properties.registry import Context, Outcome, prop
-from lossaudit.spec import CLS0, CONFIDENT_LOGIT
-
-RISING = (-6.0, -3.0, 0.0, 3.0, 6.0, CONFIDENT_LOGIT)
+from lossaudit.spec import CLS0
 
 
 def _single_applies(ctx: Context, role: str) -> str | None:
@@ -83,18 +88,18 @@ def _rises_applies(ctx: Context, role: str) -> str | None:
     bugs=(2, 7, 10),
 )
 def decreases_as_true_class_rises(ctx: Context, role: str, d: dict[str, Any]) -> Outcome:
-    """As each object's true-class logit rises from -6 to +12 (other classes held at "no"), the
+    """As each object's true-class logit rises from -6 to +3 (other classes held at "no"), the
     component never increases and ends clearly lower.
 
     Catches a softmax applied to the one-hot truth (its optimum caps the true-class probability
     near 0.58 with 3 classes) and a class index read as one-hot or the other way round.
     """
     base = sc.perfect(d["scene"], ctx.codec)
-    cases = [sc.set_class_logit(base, ctx.codec, logit=v, cls="true") for v in RISING]
+    cases = [sc.set_class_logit(base, ctx.codec, logit=v, cls="true") for v in LOGIT_PATH]
     values = [ctx.value(c, role) for c in cases]
     return path_outcome(
         values,
-        [f"true-class logit {v:g}" for v in RISING],
-        expected=f"{role} never increases as the true-class logit rises from -6 to +12, and ends lower",
+        [f"true-class logit {v:g}" for v in LOGIT_PATH],
+        expected=f"{role} never increases as the true-class logit rises from -6 to +3, and ends lower",
         moved=d["scene"].object_mask(),
     )

@@ -60,13 +60,21 @@ def _finite_cases(ctx: Context, d: dict[str, Any]) -> list[sc.Case]:
     cases.append(sc.Case(empty.scene, empty.y_pred, f"all-empty batch | {empty.label}"))
     for value in (sc.EXTREME, -sc.EXTREME):
         cases.append(
-            sc.extreme(sc.perfect(scene, codec), value=value, where="empty", channels="all")
+            sc.extreme(
+                sc.perfect(scene, codec), value=value, where="empty", channels="all", codec=codec
+            )
         )
-        logits = sc.extreme(sc.perfect(scene, codec), value=value, where="objects", channels="obj")
-        cases.append(sc.extreme(logits, value=-value, where="objects", channels="cls"))
+        logits = sc.extreme(
+            sc.perfect(scene, codec), value=value, where="objects", channels="obj", codec=codec
+        )
+        cases.append(sc.extreme(logits, value=-value, where="objects", channels="cls", codec=codec))
         cases.append(
             sc.extreme(
-                sc.noisy(scene, codec, seed=d["seed"]), value=value, where="all", channels="wh"
+                sc.noisy(scene, codec, seed=d["seed"]),
+                value=value,
+                where="all",
+                channels="wh",
+                codec=codec,
             )
         )
     return cases
@@ -115,14 +123,18 @@ def _stress_cases(ctx: Context, d: dict[str, Any]) -> list[sc.Case]:
     base = sc.noisy(scene, codec, seed=d["seed"])
     cases = [
         base,
-        base.derive(base.y_pred * 3.0, "scaled_logits(factor=3)"),
+        base.derive(codec.clamp(base.y_pred * 3.0), "scaled_logits(factor=3)"),
         sc.perfect(scene, codec),
     ]
     for value in (50.0, -50.0):
         for channels in ("xy", "obj", "cls"):
             cases.append(
                 sc.extreme(
-                    sc.perfect(scene, codec), value=value, where="objects", channels=channels
+                    sc.perfect(scene, codec),
+                    value=value,
+                    where="objects",
+                    channels=channels,
+                    codec=codec,
                 )
             )
     return cases
@@ -140,17 +152,22 @@ def non_negative(ctx: Context, role: str, d: dict[str, Any]) -> Outcome:
     Checked on typical predictions, wider ones, the perfect prediction and saturated
     (+-50) xy, obj and class logits in object cells.
     """
-    for case in _stress_cases(ctx, d):
+    cases = _stress_cases(ctx, d)
+    # Float32 sums of terms that are 0 at best (1 - IoU slightly above 1) round to tiny
+    # negatives; the allowance scales with the component's size on typical predictions.
+    typical = abs(ctx.evaluate(cases[0]).values[role])
+    allowance = 1e-6 + 1e-5 * (typical if np.isfinite(typical) else 0.0)
+    for case in cases:
         ev = ctx.evaluate(case)
         v = ev.values[role]
         if not np.isfinite(v):
             raise NonFinite(role, case.label, v)
         per = ev.per_sample.get(role)
-        if v < -tol(0.0) or (per is not None and (per < -tol(0.0)).any()):
+        if v < -allowance or (per is not None and (per < -allowance).any()):
             detail = f"; per sample {np.round(per, 6).tolist()}" if per is not None else ""
             return Outcome(
                 "fail",
-                expected=f"{role} >= 0 (atol={tol(0.0):g})",
+                expected=f"{role} >= 0 (atol={allowance:.2g})",
                 observed=f"{role} = {fmt(v)} on {case.label}{detail}",
                 values={"value": v},
             )
@@ -221,7 +238,8 @@ def minimal_at_truth(ctx: Context, role: str, d: dict[str, Any]) -> Outcome:
         for step in (1e-3, 1e-2, 1e-1):
             for sign in (1.0, -1.0) if label == "random" else (1.0,):
                 moved = base.derive(
-                    base.y_pred + sign * step * direction, f"moved({label}, step={sign * step:g})"
+                    ctx.codec.clamp(base.y_pred + sign * step * direction),
+                    f"moved({label}, step={sign * step:g})",
                 )
                 v = ctx.value(moved, role)
                 if v < v0 - tol(v0) and (worst is None or v - v0 < worst[0]):
@@ -291,6 +309,7 @@ def gradient_flows(ctx: Context, role: str, d: dict[str, Any]) -> Outcome:
     """
     scene = d["scene"]
     case = sc.noisy(scene, ctx.codec, seed=d["seed"], tiny_empty_boxes=True)
+    case = sc.boxes_near_truth(case, ctx.codec, seed=d["seed"])
     ev = ctx.evaluate(case)
     v = ev.values[role]
     if not np.isfinite(v):
@@ -390,28 +409,42 @@ def batch_independent(ctx: Context, role: str, d: dict[str, Any]) -> Outcome:
     for lab, g in (("a", ga), ("b", gb)):
         if not np.isfinite(g).all():
             raise NonFinite(role, f"batch {lab}", float("nan"))
-    na, nb = np.linalg.norm(ga), np.linalg.norm(gb)
-    if na <= ZERO_GRAD and nb <= ZERO_GRAD:
-        return Outcome.ok(info="no gradient on image 0 in either batch")
-    k = float(np.sum(ga * gb) / max(nb * nb, ZERO_GRAD))
-    resid = ga - k * gb
-    bad_anchor = np.sqrt(np.sum(resid**2, axis=-1)) > 1e-4 * max(na, nb) + 1e-9
-    if k <= 0 or np.linalg.norm(resid) > 1e-4 * max(na, nb) + 1e-9:
-        cells = tuple((0, *c) for c in cells_where(bad_anchor))
+    # Each channel group may carry its own batch-wide normaliser (experiencor divides each
+    # term by its own positive count), so each gets its own factor.
+    groups = [
+        (label, chans[0] & anchors[0][..., None])
+        for label, chans, anchors in channel_groups(ctx, role, scene_a)
+    ]
+    covered = np.zeros(ga.shape, dtype=bool)
+    for _, m in groups:
+        covered |= m
+    groups.append(("other channels", ~covered))
+    factors = {}
+    for label, m in groups:
+        a, b = np.where(m, ga, 0.0), np.where(m, gb, 0.0)
+        na, nb = float(np.linalg.norm(a)), float(np.linalg.norm(b))
+        if na <= ZERO_GRAD and nb <= ZERO_GRAD:
+            continue
+        k = float(np.sum(a * b) / max(nb * nb, ZERO_GRAD))
+        resid = a - k * b
+        if k > 0 and np.linalg.norm(resid) <= 1e-4 * max(na, nb) + 1e-9:
+            factors[label] = k
+            continue
+        bad_anchor = np.sqrt(np.sum(resid**2, axis=-1)) > 1e-4 * max(na, nb) + 1e-9
         if min(na, nb) <= ZERO_GRAD:
-            change = f"image 0 gets gradient norm {fmt(float(na))} in one batch and {fmt(float(nb))} in the other"
+            change = f"image 0's {label} get gradient norm {fmt(na)} in one batch and {fmt(nb)} in the other"
         else:
-            change = f"it changes direction (relative residual {fmt(float(np.linalg.norm(resid) / max(na, nb)))})"
+            change = f"the gradient on image 0's {label} changes direction (relative residual {fmt(float(np.linalg.norm(resid)) / max(na, nb))})"
         return Outcome(
             "fail",
-            expected=f"gradient of {role} on image 0 unchanged (up to a positive factor) when other images change (rtol=1e-4)",
+            expected=f"gradient of {role} on image 0 unchanged (up to a positive factor per channel group) when other images change (rtol=1e-4)",
             observed=(
                 f"{change} when images 1..{spec.batch - 1} change from "
                 f"{list(d['others_a'].objects)} to {list(others_b)}"
             ),
-            cells=cells,
+            cells=tuple((0, *c) for c in cells_where(bad_anchor)),
             of=int(np.prod(spec.shape[1:4])),
             of_what="anchors of image 0",
-            values={"factor": k, "norm_a": float(na), "norm_b": float(nb)},
+            values={"factor": k, "norm_a": na, "norm_b": nb},
         )
-    return Outcome.ok(factor=k)
+    return Outcome.ok(factors=factors)

@@ -10,10 +10,10 @@ from hypothesis import strategies as st
 
 from lossaudit import scenarios as sc
 from lossaudit import strategies as ls
-from lossaudit.adapter import BASE_ROLES
+from lossaudit.adapter import base_roles
 from lossaudit.errors import LossError
 from lossaudit.properties._helpers import fmt, path_outcome, scene_draws, tol
-from lossaudit.properties.coordinates import converge_path
+from lossaudit.properties.coordinates import converge_draws, converge_path
 from lossaudit.properties.registry import Context, NonFinite, Outcome, prop
 
 
@@ -60,13 +60,6 @@ def _consistent_applies(ctx: Context, role: str) -> str | None:
     return None
 
 
-def _base_sum(values: dict[str, float]) -> float:
-    base = [r for r in BASE_ROLES if r in values]
-    if "confidence" in values and not ("objects" in values and "no_objects" in values):
-        base = [r for r in base if r not in ("objects", "no_objects")] + ["confidence"]
-    return float(sum(values[r] for r in base))
-
-
 @prop(
     "consistent_with_components",
     components=("total",),
@@ -76,47 +69,53 @@ def _base_sum(values: dict[str, float]) -> float:
     bugs=(3,),
 )
 def consistent_with_components(ctx: Context, role: str, d: dict[str, Any]) -> Outcome:
-    """The total equals the sum of the reported components times one constant (the seed's
-    0.5 x sum): a term computed and logged but left out of the total does not."""
+    """The total is a positive weighted sum of the reported components (the seed's 0.5 x sum,
+    or 5 x coordinates + objects + 0.5 x no_objects): a term computed and logged but left out of
+    the total gets a weight of 0 and fails."""
     scene = d["scene"]
-    cases = [
-        sc.noisy(scene, ctx.codec, seed=d["seed"]),
-        sc.perfect(scene, ctx.codec),
-        sc.noisy(scene, ctx.codec, seed=(d["seed"] + 17) % 2**16),
-    ]
-    pairs = []
+    cases = [sc.noisy(scene, ctx.codec, seed=(d["seed"] + 17 * k) % 2**16) for k in range(5)]
+    cases.append(sc.perfect(scene, ctx.codec))
+    parts = base_roles(ctx.roles)
+    rows, totals = [], []
     for case in cases:
         values = ctx.evaluate(case).values
-        total, parts = values["total"], _base_sum(values)
-        if not (np.isfinite(total) and np.isfinite(parts)):
-            raise NonFinite("total", case.label, total)
-        pairs.append((case.label, total, parts))
-    ref = max(pairs, key=lambda p: abs(p[2]))
-    if abs(ref[2]) <= 1e-6:
+        row = [values[r] for r in parts]
+        if not np.isfinite([*row, values["total"]]).all():
+            raise NonFinite("total", case.label, values["total"])
+        rows.append(row)
+        totals.append(values["total"])
+    a, b = np.array(rows), np.array(totals)
+    live = np.abs(a).max(axis=0) > 1e-6
+    if not live.any():
         return Outcome.ok(info="components are ~0 on these cases")
-    k = ref[1] / ref[2]
-    expected = f"total = k x ({' + '.join(r for r in ctx.components)}) with one constant k > 0"
-    if k <= 0:
+    weights = np.zeros(len(parts))
+    weights[live] = np.linalg.lstsq(a[:, live], b, rcond=None)[0]
+    resid = float(np.abs(a @ weights - b).max())
+    scale = float(np.abs(b).max())
+    shown = ", ".join(
+        f"{r} x{fmt(w)}" for r, w in zip(parts, weights, strict=True) if live[parts.index(r)]
+    )
+    expected = f"total = w1 x {' + w2 x '.join(parts)} with weights > 0"
+    if resid > 1e-4 * scale + 1e-5:
         return Outcome(
             "fail",
             expected=expected,
-            observed=f"total = {fmt(ref[1])} while the components sum to {fmt(ref[2])} on {ref[0]}",
-            values={"total": ref[1], "sum": ref[2]},
+            observed=f"no weights reproduce the total (best fit {shown} is off by {fmt(resid)})",
+            values={"weights": dict(zip(parts, weights.tolist(), strict=True)), "residual": resid},
         )
-    for label, total, parts in pairs:
-        if abs(total - k * parts) > tol(total, atol=1e-5, rtol=1e-4):
-            ratio = total / parts if parts else float("inf")
-            return Outcome(
-                "fail",
-                expected=expected,
-                observed=(
-                    f"total / sum of components is {fmt(k)} on {ref[0]} but {fmt(ratio)} on {label} "
-                    f"(total {fmt(total)}, components sum {fmt(parts)}): a term is missing from "
-                    "the total or weighted differently"
-                ),
-                values={"k": k, "total": total, "sum": parts},
-            )
-    return Outcome.ok(info=f"total = {fmt(k)} x sum of components", k=k)
+    top = float(weights[live].max())
+    dropped = [r for r, w, on in zip(parts, weights, live, strict=True) if on and w <= 0.01 * top]
+    if dropped:
+        return Outcome(
+            "fail",
+            expected=expected,
+            observed=(
+                f"the total leaves out {', '.join(dropped)} (fitted weights {shown}): it is computed "
+                "and reported, but never trained"
+            ),
+            values={"weights": dict(zip(parts, weights.tolist(), strict=True))},
+        )
+    return Outcome.ok(info=f"total = {shown}")
 
 
 def _close(a: np.ndarray, b: np.ndarray, rtol: float, atol: float) -> bool:
@@ -159,7 +158,7 @@ def graph_parity(ctx: Context, role: str, d: dict[str, Any]) -> Outcome:
         )
     case = sc.noisy(d["scene"], ctx.codec, seed=d["seed"])
     if d["extreme"]:
-        case = sc.extreme(case, value=sc.EXTREME, where="empty", channels="all")
+        case = sc.extreme(case, value=sc.EXTREME, where="empty", channels="all", codec=ctx.codec)
     eager, err_e = ctx.adapter.try_mode(case, "eager")
     graph, err_g = ctx.adapter.try_mode(case, "graph")
     if graph is None or eager is None:
@@ -176,19 +175,29 @@ def graph_parity(ctx: Context, role: str, d: dict[str, Any]) -> Outcome:
         modes.append(("XLA", xla, 1e-3, 1e-5))
     for name, ev, rtol, atol in modes:
         for r in ctx.roles:
-            if not _close(eager.values[r], ev.values[r], rtol, atol):
-                return Outcome(
-                    "fail",
-                    expected=f"{r} the same eagerly and under {name} (rtol={rtol:g})",
-                    observed=f"{r} = {fmt(eager.values[r])} eagerly, {fmt(ev.values[r])} under {name} on {case.label}",
-                    values={"eager": eager.values[r], name: ev.values[r]},
-                )
-            if not _close(eager.grads[r], ev.grads[r], rtol, atol):
-                return Outcome(
-                    "fail",
-                    expected=f"gradient of {r} the same eagerly and under {name} (rtol={rtol:g})",
-                    observed=f"the gradients of {r} differ on {case.label}",
-                )
+            pairs = [
+                ("", eager.values[r], ev.values[r]),
+                ("gradient of ", eager.grads[r], ev.grads[r]),
+            ]
+            for what, x, y in pairs:
+                if d["extreme"]:
+                    # At logits of +-100 graph rewrites legitimately change rounding (Keras
+                    # recovers logits from a sigmoid under tf.function, not eagerly); what must
+                    # agree there is where the values are finite.
+                    same = bool((np.isfinite(x) == np.isfinite(y)).all())
+                else:
+                    same = _close(x, y, rtol, atol)
+                if not same:
+                    shown = (
+                        f"{fmt(float(x))} eagerly, {fmt(float(y))} under {name}"
+                        if not what
+                        else "they differ"
+                    )
+                    return Outcome(
+                        "fail",
+                        expected=f"{what}{r} the same eagerly and under {name} (rtol={rtol:g})",
+                        observed=f"{what}{r}: {shown} on {case.label}",
+                    )
     return Outcome.ok(info="; ".join(notes))
 
 
@@ -242,17 +251,7 @@ def _other_grid(ctx: Context) -> Any:
 
 
 def _other_grid_draws(ctx: Context, role: str) -> st.SearchStrategy[Any]:
-    spec = _other_grid(ctx)
-    return st.fixed_dictionaries(
-        {
-            "scene": ls.scenes(spec, min_objects=1, max_objects=3),
-            "move": st.sampled_from(("shift", "scale", "both")),
-            "dx": ls.shifts(),
-            "dy": ls.shifts(),
-            "dw": ls.shifts(high=0.7),
-            "dh": ls.shifts(high=0.7),
-        }
-    )
+    return converge_draws(ls.scenes(_other_grid(ctx), min_objects=1, max_objects=3))
 
 
 @prop(
