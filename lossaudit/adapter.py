@@ -160,10 +160,10 @@ def import_tensorflow() -> Any:
 _SKIP_FRAMES = (
     f"{os.sep}tensorflow{os.sep}",
     f"{os.sep}keras{os.sep}",
-    f"{os.sep}lossaudit{os.sep}adapter.py",
-    f"{os.sep}lossaudit{os.sep}audit.py",
-    f"{os.sep}site-packages{os.sep}",
+    f"{os.sep}hypothesis{os.sep}",
+    os.path.dirname(os.path.abspath(__file__)) + os.sep,  # lossaudit itself
     "__autograph_generated",
+    "<frozen ",
 )
 
 
@@ -460,9 +460,17 @@ class Adapter:
             else:
                 raise LossError(describe_exception(exc)) from exc
         self._cache[key] = result
-        if len(self._cache) > self._cache_size:
+        # Bounded by count and by the gradients' bytes (large grids carry big gradients).
+        while len(self._cache) > 1 and (
+            len(self._cache) > self._cache_size or self._cache_bytes() > 256 * 2**20
+        ):
             self._cache.popitem(last=False)
         return result
+
+    def _cache_bytes(self) -> int:
+        per_entry = next(iter(self._cache.values()))
+        size = sum(g.nbytes for g in per_entry.grads.values())
+        return size * len(self._cache)
 
     def _call(self, mode: str, y_true: np.ndarray, y_pred: np.ndarray) -> Evaluation:
         tf = _tf()
@@ -484,7 +492,7 @@ class Adapter:
         return Evaluation(
             values={r: float(v.numpy()) for r, v in scalars.items()},
             per_sample={r: v.numpy().astype(np.float64) for r, v in per_sample.items()},
-            grads={r: g.numpy().astype(np.float64) for r, g in grads.items()},
+            grads={r: g.numpy() for r, g in grads.items()},
             connected=dict(info["connected"]),
             total_given=bool(info["total_given"]),
             names=dict(info["names"]),

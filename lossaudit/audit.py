@@ -18,7 +18,7 @@ from typing import Any
 
 from lossaudit import properties as props
 from lossaudit.adapter import Adapter, describe_exception
-from lossaudit.errors import LossError
+from lossaudit.errors import InvalidArgument, LossError, invalid
 from lossaudit.properties.registry import Context, NonFinite, Outcome, Property
 from lossaudit.report import COMPONENT_ORDER, Counterexample, Report, Result
 from lossaudit.scenarios import noisy, perfect
@@ -292,8 +292,23 @@ def audit(
         {'coordinates': 'pass', 'objects': 'pass', 'no_objects': 'pass', 'classification': 'fail', ...}
     """
     started = time.perf_counter()
-    spec = spec or GridSpec()
-    codec = codec or Codec()
+    spec = GridSpec() if spec is None else spec
+    codec = Codec() if codec is None else codec
+    for name, value, kind, example in (
+        ("spec", spec, GridSpec, "GridSpec(batch=2, H=13, W=13, anchors=3, classes=4)"),
+        ("codec", codec, Codec, 'Codec(xy="sigmoid", wh="exp", obj="sigmoid", cls="softmax")'),
+        ("settings", settings, (Settings, type(None)), 'lossaudit.settings.resolve("ci")'),
+    ):
+        if not isinstance(value, kind):
+            raise invalid(
+                f"audit() got a {type(value).__name__} for {name}",
+                f"a {kind.__name__ if isinstance(kind, type) else 'Settings'}",
+                f"{name}={value!r}",
+                f"Pass e.g. {name}={example}.",
+                cls=InvalidArgument,
+            )
+    if isinstance(only, str):
+        only = [only]
     codec.check_against(spec)
     settings = settings or resolve()
     if not settings.derandomize and settings.seed is None:
@@ -428,32 +443,51 @@ def audit(
 
 
 class _Worker:
-    """One long-lived worker thread per audit.
+    """One long-lived daemon worker thread per audit.
 
     TensorFlow sets up per-thread state on a thread's first call, which costs far more than a
     property's own work, so properties share a thread instead of getting one each. A property
-    that overruns its time limit leaves the thread busy; the audit then abandons it.
+    that overruns its time limit leaves the thread busy; the audit then abandons it, and being
+    a daemon it never keeps the process alive at exit.
     """
 
     def __init__(self) -> None:
-        import concurrent.futures
+        import queue
+        import threading
 
-        self._pool = concurrent.futures.ThreadPoolExecutor(
-            max_workers=1, thread_name_prefix="lossaudit"
-        )
+        self._jobs: queue.Queue[Any] = queue.Queue()
+        self._thread = threading.Thread(target=self._serve, name="lossaudit-worker", daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            job = self._jobs.get()
+            if job is None:
+                return
+            fn, box, done = job
+            try:
+                box["value"] = fn()
+            except Exception as exc:
+                box["error"] = exc
+            done.set()
 
     def run(self, fn: Callable[[], Any], timeout: float) -> tuple[bool, Any]:
         """``(True, value)``; ``(False, None)`` on timeout. Exceptions from ``fn`` propagate."""
-        import concurrent.futures
+        import threading
 
-        future = self._pool.submit(fn)
-        try:
-            return True, future.result(timeout=timeout)
-        except concurrent.futures.TimeoutError:
+        box: dict[str, Any] = {}
+        done = threading.Event()
+        self._jobs.put((fn, box, done))
+        if not done.wait(timeout):
             return False, None
+        if "error" in box:
+            raise box["error"]
+        return True, box["value"]
 
     def close(self, *, hung: bool) -> None:
-        self._pool.shutdown(wait=not hung, cancel_futures=True)
+        self._jobs.put(None)
+        if not hung:
+            self._thread.join()
 
 
 def _run_with_limit(
@@ -466,7 +500,7 @@ def _run_with_limit(
         finished, out = worker.run(
             lambda: _run_property(prop, ctx, settings, settings.seed), settings.time_limit
         )
-    except BaseException as exc:  # a bug in lossaudit or Hypothesis: report, never crash
+    except Exception as exc:  # a bug in lossaudit or Hypothesis: report, never crash
         message = (
             f"internal error in lossaudit while checking this property: {describe_exception(exc)}"
         )

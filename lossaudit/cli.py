@@ -165,7 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument(
         "--reduction",
         choices=("auto", "sum", "mean"),
-        default="auto",
+        default=None,
         help="how the loss reduces over the batch (default auto: a sum or a mean)",
     )
     s = rep.add_argument_group("search")
@@ -214,17 +214,31 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` so a reader never sees a half-written file."""
-    path = Path(path)
+def _check_out(path: Path) -> None:
+    """Refuse an --out path that cannot take a file, before spending time on the audit."""
     directory = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        raise UsageError(
+            f"cannot write the report: expected a file path for --out; received the directory "
+            f"{str(path)!r}. Name a file, e.g. {str(path / 'lossaudit-report.json')!r}."
+        )
     if not directory.is_dir():
         raise UsageError(
             f"cannot write the report: expected an existing directory for --out; received "
             f"{str(path)!r}. Create {str(directory)!r} first or choose another path."
         )
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` so a reader never sees a half-written file."""
+    path = Path(path)
+    _check_out(path)
+    directory = path.parent if str(path.parent) else Path(".")
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    umask = os.umask(0)
+    os.umask(umask)
     try:
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; a report is an ordinary file
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
             fh.flush()
@@ -251,6 +265,21 @@ def _progress(stream: object) -> object:
         stream.flush()  # type: ignore[attr-defined]
 
     return show
+
+
+def _private_hypothesis_home() -> None:
+    """Keep Hypothesis's cache files out of the user's directory: an audit writes nothing but
+    the report it was asked for. A user's own HYPOTHESIS_STORAGE_DIRECTORY is respected."""
+    if os.environ.get("HYPOTHESIS_STORAGE_DIRECTORY"):
+        return
+    import atexit
+    import shutil
+
+    from hypothesis.configuration import set_hypothesis_home_dir
+
+    home = tempfile.mkdtemp(prefix="lossaudit-hypothesis-")
+    set_hypothesis_home_dir(home)
+    atexit.register(shutil.rmtree, home, ignore_errors=True)
 
 
 def _report(args: argparse.Namespace) -> ExitCode:
@@ -295,6 +324,7 @@ def _report(args: argparse.Namespace) -> ExitCode:
             f"{str(args.out)!r}. Create the directory first or choose another path."
         )
 
+    _private_hypothesis_home()
     # Import TensorFlow before the user's module does, so its start-up chatter stays quiet.
     from lossaudit.adapter import import_tensorflow
 
@@ -329,7 +359,13 @@ def _report(args: argparse.Namespace) -> ExitCode:
     options = {"color": color, "verbose": args.verbose} if args.format == "text" else {}
     text = render(report, args.format, **options)
     if args.out is not None:
-        write_atomic(args.out, text)
+        try:
+            write_atomic(args.out, text)
+        except OSError as exc:
+            raise UsageError(
+                f"cannot write the report to {str(args.out)!r}: {exc.strerror or exc}. "
+                "Choose a path you can write to."
+            ) from None
         summary = report.summary
         sys.stdout.write(
             f"lossaudit: wrote {args.format} report to {args.out}: "

@@ -8,6 +8,7 @@ Actions, GitLab CI and most others).
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
@@ -39,7 +40,11 @@ class Settings:
     shrink: bool = True
 
     def __post_init__(self) -> None:
-        if self.max_examples < 1:
+        if (
+            isinstance(self.max_examples, bool)
+            or not isinstance(self.max_examples, int)
+            or self.max_examples < 1
+        ):
             raise invalid(
                 "Settings.max_examples is too small",
                 "an int >= 1",
@@ -53,10 +58,14 @@ class Settings:
                 f"reduction={self.reduction!r}",
                 "Declare how the loss reduces over the batch, or leave it on auto.",
             )
-        if self.time_limit <= 0:
+        if not (
+            isinstance(self.time_limit, int | float)
+            and math.isfinite(self.time_limit)
+            and self.time_limit > 0
+        ):
             raise invalid(
-                "Settings.time_limit is not positive",
-                "seconds > 0",
+                "Settings.time_limit is not a positive number of seconds",
+                "finite seconds > 0",
                 f"time_limit={self.time_limit!r}",
                 "Give each property a positive time budget.",
             )

@@ -54,12 +54,15 @@ def test_json_report_shape_and_exit_code_on_failure(tmp_path):
     assert {"examples", "loss_evaluations", "seconds"} <= set(doc["stats"])
 
 
-def test_out_file_is_written_whole(tmp_path):
+def test_out_file_is_written_whole_and_nothing_else(tmp_path):
     target = tmp_path / "report.json"
-    out = run("report", "--only", "total.pure", "--format", "json", "--out", str(target))
+    out = run(
+        "report", "--only", "total.pure", "--format", "json", "--out", str(target), cwd=tmp_path
+    )
     assert out.returncode == 0, out.stderr
     assert json.loads(target.read_text())["results"][0]["property"] == "total.pure"
-    assert [p.name for p in tmp_path.iterdir()] == ["report.json"]
+    assert [p.name for p in tmp_path.iterdir()] == ["report.json"]  # no .hypothesis either
+    assert target.stat().st_mode & 0o044  # an ordinary, readable file
 
 
 def test_a_users_loss_file_with_options(tmp_path):
@@ -135,6 +138,8 @@ def test_a_failing_zoo_loss_prints_the_house_failure_format():
         (["report", "--anchor-sizes", "0.2,0.2"], "one per anchor"),
         (["report", "--only", "coordinates.finit"], "Did you mean 'coordinates.finite'"),
         (["report", "--out", "/no/such/dir/r.json"], "existing directory"),
+        (["report", "--out", "/tmp"], "expected a file path"),
+        (["report", "--time-limit", "inf"], "time_limit=inf"),
         (["report", "--profile", "fast"], "invalid choice"),
         ([], "usage"),
     ],

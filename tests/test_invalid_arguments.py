@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from lossaudit import errors
+from lossaudit import audit, errors
 from lossaudit.adapter import Adapter
 from lossaudit.properties import get, select
 from lossaudit.settings import Settings, get_profile
@@ -70,6 +70,30 @@ CASES = [
         "coords",
     ),
     ("not callable loss", lambda: Adapter(42), errors.InvalidArgument, "int"),
+    (
+        "spec as a tuple",
+        lambda: audit(lambda t, p: t, (2, 3, 4, 2, 1)),
+        errors.InvalidArgument,
+        "spec=(2, 3, 4, 2, 1)",
+    ),
+    (
+        "codec as a string",
+        lambda: audit(lambda t, p: t, codec="sigmoid"),
+        errors.InvalidArgument,
+        "codec='sigmoid'",
+    ),
+    (
+        "infinite time limit",
+        lambda: Settings(time_limit=float("inf")),
+        errors.InvalidSpec,
+        "time_limit=inf",
+    ),
+    (
+        "max_examples as text",
+        lambda: Settings(max_examples="5"),
+        errors.InvalidSpec,
+        "max_examples='5'",
+    ),
     (
         "bad role",
         lambda: Adapter(lambda a, b: a, components={"xy": "coords"}),
