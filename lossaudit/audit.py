@@ -17,7 +17,7 @@ from dataclasses import asdict
 from typing import Any
 
 from lossaudit import properties as props
-from lossaudit.adapter import Adapter, describe_exception
+from lossaudit.adapter import Adapter, describe_exception, import_tensorflow
 from lossaudit.errors import InvalidArgument, LossError, invalid
 from lossaudit.properties.registry import Context, NonFinite, Outcome, Property
 from lossaudit.report import COMPONENT_ORDER, Counterexample, Report, Result
@@ -59,7 +59,7 @@ def _spec_flags(spec: GridSpec, codec: Codec, components: Mapping[str, str]) -> 
         if getattr(codec, name) != getattr(d_codec, name):
             flags += [f"--{name}", getattr(codec, name)]
     if codec.anchor_sizes:
-        flags += ["--anchor-sizes", *(f"{w:g},{h:g}" for w, h in codec.anchor_sizes)]
+        flags += ["--anchor-sizes", *(f"{w!r},{h!r}" for w, h in codec.anchor_sizes)]
     for name, role in components.items():
         flags += ["--component", f"{name}={role}"]
     return flags
@@ -321,9 +321,7 @@ def audit(
     tf_started = time.perf_counter()
     tf_loaded = "tensorflow" in sys.modules
     adapter = Adapter(loss, components=components)
-    from lossaudit.adapter import _tf
-
-    _tf()
+    import_tensorflow()
     tf_seconds = 0.0 if tf_loaded else time.perf_counter() - tf_started
 
     probe_started = time.perf_counter()
@@ -386,7 +384,6 @@ def audit(
         settings=settings,
         roles=probe.roles,
         total_given=probe.total_given,
-        per_sample=frozenset(probe.per_sample),
     )
     order = {c: k for k, c in enumerate(COMPONENT_ORDER)}
     selected = tuple(sorted(selected, key=lambda p: order.get(p.component, 99)))

@@ -151,9 +151,6 @@ class Report:
                 worst[r.component] = r.status
         return {c: worst[c] for c in COMPONENT_ORDER if c in worst}
 
-    def by_status(self, status: str) -> list[Result]:
-        return [r for r in self.results if r.status == status]
-
     def to_dict(self) -> dict[str, Any]:
         return _jsonable(
             {

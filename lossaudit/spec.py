@@ -218,12 +218,6 @@ class Codec:
     def saturating_cls(self) -> bool:
         return self.cls != "identity"
 
-    def describe(self) -> str:
-        sizes = ""
-        if self.anchor_sizes:
-            sizes = ", anchor_sizes=" + repr(self.anchor_sizes)
-        return f"Codec(xy={self.xy!r}, wh={self.wh!r}, obj={self.obj!r}, cls={self.cls!r}{sizes})"
-
 
 @dataclass(frozen=True)
 class Obj:

@@ -9,9 +9,8 @@ from typing import Any
 import numpy as np
 from hypothesis import strategies as st
 
-from lossaudit import scenarios as sc
 from lossaudit import strategies as ls
-from lossaudit.properties.registry import Context, NonFinite, Outcome
+from lossaudit.properties.registry import Context, Outcome
 from lossaudit.spec import CLS0, OBJ_CH, Scene
 
 #: Absolute and relative tolerance for "unchanged" and "never increases" (float32 sums).
@@ -144,10 +143,6 @@ def _path_verdict(
     return Outcome.ok(path=dict(zip(steps, values, strict=True)))
 
 
-def finite_values(ctx: Context, case: sc.Case, role: str) -> float:
-    return ctx.value(case, role, finite=True)
-
-
 def scene_draws(
     ctx: Context,
     *,
@@ -179,9 +174,3 @@ def grad_norms(grad: np.ndarray, channels: np.ndarray) -> np.ndarray:
     """Per-anchor gradient norm ``(batch, H, W, anchors)`` over the selected channels."""
     g = np.where(channels, grad, 0.0)
     return np.sqrt(np.sum(np.square(g), axis=-1))
-
-
-def expect_finite(ctx: Context, case: sc.Case, role: str) -> None:
-    v = ctx.evaluate(case).values[role]
-    if not np.isfinite(v):
-        raise NonFinite(role, case.label, v)

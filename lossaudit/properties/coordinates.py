@@ -28,11 +28,9 @@ def converge_draws(scenes: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
     )
 
 
-def converge_path(
-    ctx: Context, d: dict[str, Any], spec_scene: Any = None
-) -> tuple[list[sc.Case], list[str]]:
+def converge_path(ctx: Context, d: dict[str, Any]) -> tuple[list[sc.Case], list[str]]:
     """Cases along a straight path from a shifted/rescaled prediction back to the truth."""
-    scene = spec_scene if spec_scene is not None else d["scene"]
+    scene = d["scene"]
     base = sc.perfect(scene, ctx.codec)
     shift = d["move"] in ("shift", "both")
     scale = d["move"] in ("scale", "both")

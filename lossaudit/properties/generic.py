@@ -27,15 +27,6 @@ from lossaudit.spec import CLS0, OBJ_CH
 
 ALL = ("coordinates", "objects", "no_objects", "classification", "confidence", "total")
 
-_FINITE_KINDS = (
-    "noisy",
-    "perfect",
-    "empty_batch",
-    "extreme_empty_all",
-    "extreme_object_logits",
-    "extreme_wh_all",
-)
-
 
 def _scene_and_seed(ctx: Context, component: str) -> st.SearchStrategy[Any]:
     return st.fixed_dictionaries(

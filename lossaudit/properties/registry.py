@@ -83,7 +83,6 @@ class Context:
     settings: Settings
     roles: tuple[str, ...] = ()
     total_given: bool = True
-    per_sample: frozenset[str] = frozenset()
     examples: int = 0
 
     def evaluate(self, case: Case) -> Evaluation:

@@ -57,7 +57,7 @@ def _detail(r: Result, width: int, color: bool) -> list[str]:
     """One result in full: expected, observed, offending cells, counterexample, reproduce."""
     lines = [_paint(f"{_LABEL[r.status]} {r.property}", r.status, color)]
     if r.status == "error":
-        lines += _wrap(f"The loss raised or returned something unusable: {r.message}", width, "  ")
+        lines += _wrap(f"Error: {r.message}", width, "  ")
     else:
         if r.expected:
             lines += _wrap(f"Expected: {r.expected}.", width, "  ")

@@ -12,6 +12,7 @@ import pytest
 
 from fixtures.catalog import BUGS, CORRECT, TWINS
 from lossaudit import properties
+from lossaudit.spec import GridSpec
 
 
 @pytest.mark.parametrize("fixture", CORRECT, ids=lambda f: f.name)
@@ -67,3 +68,26 @@ def test_every_property_is_documented(name):
     prop = properties.get(name)
     assert prop.doc and len(prop.summary) > 20
     assert prop.name == f"{prop.component}.{prop.behaviour}"
+
+
+EDGE_SPECS = {
+    "1x1 grid, one anchor, one image": GridSpec(batch=1, H=1, W=1, anchors=1, classes=2),
+    "2x5 grid, one anchor": GridSpec(batch=1, H=2, W=5, anchors=1, classes=2),
+    "4x2 grid, three anchors, three images": GridSpec(batch=3, H=4, W=2, anchors=3, classes=3),
+}
+
+
+@pytest.mark.parametrize("fixture", CORRECT, ids=lambda f: f.name)
+@pytest.mark.parametrize("spec", list(EDGE_SPECS.values()), ids=list(EDGE_SPECS))
+def test_correct_fixture_passes_on_edge_grids_with_random_seeds(fixture, spec):
+    """No false alarms off the default grid: tiny, non-square, many anchors; a dev seed."""
+    from lossaudit import audit
+    from lossaudit.settings import resolve
+    from lossaudit.spec import Codec
+    from lossaudit.targets import load_target
+
+    loss, target = load_target(fixture.target)
+    settings = resolve("dev", seed=11, max_examples=6)
+    report = audit(loss, spec, Codec(**fixture.codec), settings=settings, target=target)
+    bad = [r for r in report.results if r.status in ("fail", "error")]
+    assert not bad, "\n".join(f"{r.property}: {r.message}" for r in bad)
