@@ -195,7 +195,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     o = rep.add_argument_group("output")
     o.add_argument(
-        "--format", choices=("text", "json"), default="text", help="report format (default text)"
+        "--format",
+        choices=("text", "json", "markdown", "junit"),
+        default="text",
+        help="report format (default text)",
     )
     o.add_argument(
         "--out",

@@ -164,3 +164,10 @@ def test_a_malformed_pyproject_table_is_a_usage_error(tmp_path):
     assert out.returncode == 2
     assert "profile='fastest'" in out.stderr and "Did you mean" not in out.stdout
     assert "Traceback" not in out.stderr
+
+
+@pytest.mark.parametrize("fmt,marker", [("markdown", "### lossaudit:"), ("junit", "<testsuites>")])
+def test_markdown_and_junit_formats(fmt, marker):
+    out = run("report", "--only", "total.pure", "--format", fmt)
+    assert out.returncode == 0, out.stderr
+    assert marker in out.stdout

@@ -8,14 +8,29 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from lossaudit.render.json import render_json
+from lossaudit.render.junit import render_junit
+from lossaudit.render.markdown import render_markdown
 from lossaudit.render.text import render_result, render_text
 from lossaudit.report import Report
 
-__all__ = ["FORMATS", "render", "render_json", "render_result", "render_text"]
+__all__ = [
+    "FORMATS",
+    "render",
+    "render_json",
+    "render_junit",
+    "render_markdown",
+    "render_result",
+    "render_text",
+]
 
-FORMATS: dict[str, Callable[..., str]] = {"text": render_text, "json": render_json}
+FORMATS: dict[str, Callable[..., str]] = {
+    "text": render_text,
+    "json": render_json,
+    "markdown": render_markdown,
+    "junit": render_junit,
+}
 
 
 def render(report: Report, fmt: str = "text", **options: object) -> str:
-    """Render ``report`` in ``fmt`` (``text`` or ``json``)."""
+    """Render ``report`` in ``fmt`` (``text``, ``json``, ``markdown`` or ``junit``)."""
     return FORMATS[fmt](report, **options)

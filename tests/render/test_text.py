@@ -63,3 +63,18 @@ def test_failure_reads_in_the_house_order():
     ]
     positions = [text.index(p) for p in order]
     assert positions == sorted(positions)
+
+
+@pytest.mark.parametrize("fmt,name", [("markdown", "report.md"), ("junit", "report.xml")])
+def test_other_formats_golden(fmt, name):
+    _check(name, render(sample_report(), fmt))
+
+
+def test_junit_is_valid_xml_with_one_case_per_property():
+    import xml.etree.ElementTree as ET
+
+    root = ET.fromstring(render(sample_report(), "junit"))
+    cases = root.findall(".//testcase")
+    assert [c.get("name") for c in cases] == [r.property for r in sample_report().results]
+    assert root.find(".//failure") is not None and root.find(".//error") is not None
+    assert root.find("testsuite").get("failures") == "1"
