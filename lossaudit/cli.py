@@ -214,6 +214,42 @@ def build_parser() -> argparse.ArgumentParser:
         help="colour the text report",
     )
     o.add_argument("--list", action="store_true", help="list the registered properties and exit")
+
+    chk = sub.add_parser(
+        "check",
+        help="the CI gate: audit every configured loss and compare with the baseline",
+        description=(
+            "Audit every loss configured in [tool.lossaudit] and compare each component's values "
+            "on canonical scenes with the baseline. Exit 0: every property holds and nothing "
+            "drifted; 1: a property failed, a loss errored or a value drifted; 2: bad configuration."
+        ),
+    )
+    chk.add_argument(
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help="TOML file with [tool.lossaudit] (default ./pyproject.toml)",
+    )
+    chk.add_argument("--profile", choices=("ci", "dev", "thorough"), help="settings profile")
+    chk.add_argument("--format", choices=("text", "markdown"), default="text", help="output format")
+    chk.add_argument(
+        "--out", type=Path, metavar="FILE", help="also write the output to FILE (atomically)"
+    )
+
+    base = sub.add_parser(
+        "baseline",
+        help="record every configured loss's component values on canonical scenes",
+        description="Write the baseline file `lossaudit check` compares against (review and commit it).",
+    )
+    base.add_argument(
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help="TOML file with [tool.lossaudit] (default ./pyproject.toml)",
+    )
+    base.add_argument(
+        "--update", action="store_true", help="overwrite an existing baseline (accept the change)"
+    )
     return parser
 
 
@@ -379,6 +415,67 @@ def _report(args: argparse.Namespace) -> ExitCode:
     return ExitCode.OK if report.ok else ExitCode.FAILED
 
 
+def _check(args: argparse.Namespace) -> ExitCode:
+    from lossaudit import gate
+    from lossaudit.render import render
+
+    config = gate.load_gate(args.config)
+    if args.out is not None:
+        _check_out(args.out)
+    _private_hypothesis_home()
+    from lossaudit.targets import load_target
+
+    reports, drifts, has_baseline = gate.run_check(
+        config, loader=lambda t: load_target(t)[0], settings=config.settings(args.profile)
+    )
+    fmt = "markdown" if args.format == "markdown" else "text"
+    parts = [render(r, fmt) for r in reports]
+    if not has_baseline:
+        parts.append(
+            f"No baseline at {config.baseline}: values were not compared. Create one with "
+            f"`lossaudit baseline`{' --config ' + str(args.config) if args.config else ''}, review it, "
+            "and commit it.\n"
+        )
+    elif drifts:
+        parts.append(
+            f"{len(drifts)} component value(s) drifted from {config.baseline.name}:\n\n"
+            + gate.drift_table(drifts)
+            + "\n\nIf the change is intended, accept it with `lossaudit baseline --update` and commit the file.\n"
+        )
+    else:
+        parts.append(
+            f"No drift from {config.baseline.name} (every component on every canonical scene).\n"
+        )
+    text = "\n".join(parts)
+    sys.stdout.write(text)
+    if args.out is not None:
+        write_atomic(args.out, text)
+    ok = all(r.ok for r in reports) and not drifts
+    return ExitCode.OK if ok else ExitCode.FAILED
+
+
+def _baseline(args: argparse.Namespace) -> ExitCode:
+    from lossaudit import gate
+    from lossaudit.targets import load_target
+
+    config = gate.load_gate(args.config)
+    if config.baseline.exists() and not args.update:
+        raise UsageError(
+            f"the baseline {str(config.baseline)!r} exists: expected --update to replace it; received "
+            "no --update. Run `lossaudit baseline --update` to accept the current values."
+        )
+    entries = {}
+    for cfg in config.losses:
+        loss, _ = load_target(cfg.target)
+        entries[cfg.target] = (cfg, gate.measure(loss, cfg))
+    write_atomic(config.baseline, gate.baseline_document(entries))
+    scenes = sum(len(v) for _, v in entries.values())
+    sys.stdout.write(
+        f"lossaudit: wrote {config.baseline} ({len(entries)} losses, {scenes} scenes)\n"
+    )
+    return ExitCode.OK
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Console entry point; returns an :class:`ExitCode`."""
     parser = build_parser()
@@ -392,6 +489,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return ExitCode.USAGE
     try:
+        if args.command == "check":
+            return _check(args)
+        if args.command == "baseline":
+            return _baseline(args)
         return _report(args)
     except (LossAuditError, UsageError) as exc:
         sys.stderr.write(f"lossaudit: error: {exc}\n")

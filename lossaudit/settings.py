@@ -128,13 +128,15 @@ def get_profile(name: str) -> Settings:
 CONFIG_KEYS = {"profile": str, "max_examples": int, "time_limit": (int, float), "reduction": str}
 
 
-def load_config(directory: str | os.PathLike[str] | None = None) -> dict[str, Any]:
-    """The ``[tool.lossaudit]`` table of ``pyproject.toml`` in ``directory`` (default: the
-    current directory), or ``{}`` when there is none. Known keys are type-checked."""
+def load_config(
+    directory: str | os.PathLike[str] | None = None, *, filename: str = "pyproject.toml"
+) -> dict[str, Any]:
+    """The ``[tool.lossaudit]`` table of ``filename`` in ``directory`` (default: the current
+    directory's ``pyproject.toml``), or ``{}`` when there is none. Known keys are type-checked."""
     import tomllib
     from pathlib import Path
 
-    path = Path(directory or os.getcwd()) / "pyproject.toml"
+    path = Path(directory or os.getcwd()) / filename
     if not path.is_file():
         return {}
     try:

@@ -1,0 +1,291 @@
+"""The CI gate on loss changes: ``lossaudit check`` and ``lossaudit baseline``.
+
+``baseline`` records, for every loss configured in ``[tool.lossaudit]``, each component's value
+on a fixed set of canonical scenes (perfect, shifted by three sizes, rescaled, typical, empty,
+wrong class, crowded, extreme logits in empty cells) into a JSON file to review and commit.
+``check`` audits every configured loss and compares those values with the baseline, so a change
+that keeps every property but moves a component is seen before it merges.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lossaudit import scenarios as sc
+from lossaudit.config import LossConfig, parse_losses
+from lossaudit.errors import InvalidSpec, LossError, did_you_mean
+from lossaudit.report import Report
+from lossaudit.settings import CONFIG_KEYS, Settings, load_config, resolve
+from lossaudit.spec import Codec, GridSpec, Obj, Scene
+
+__all__ = [
+    "BASELINE_VERSION",
+    "Drift",
+    "GateConfig",
+    "canonical_cases",
+    "compare",
+    "load_gate",
+    "measure",
+]
+
+BASELINE_VERSION = 1
+TOP_KEYS = (*CONFIG_KEYS, "baseline", "tolerance", "losses")
+#: Relative drift allowed per component unless ``[tool.lossaudit.tolerance]`` says otherwise.
+DEFAULT_RTOL = 1e-4
+ATOL = 1e-6
+
+
+@dataclass(frozen=True)
+class GateConfig:
+    """What ``check`` and ``baseline`` read from ``[tool.lossaudit]``."""
+
+    source: Path
+    losses: tuple[LossConfig, ...]
+    baseline: Path
+    tolerance: dict[str, float]
+    table: dict[str, Any]
+
+    def settings(self, profile: str | None = None) -> Settings:
+        return resolve(profile, config=self.table)
+
+
+def load_gate(config: str | Path | None = None) -> GateConfig:
+    """Read the gate's configuration from ``config`` (a TOML file or a directory holding
+    ``pyproject.toml``; default: the current directory)."""
+    path = Path(config) if config else Path.cwd()
+    if path.is_dir():
+        path = path / "pyproject.toml"
+    if not path.is_file():
+        raise InvalidSpec(
+            f"no configuration: expected a pyproject.toml with [tool.lossaudit]; received {str(path)!r}. "
+            "Create one (see the README's CI gate section) or pass --config FILE."
+        )
+    table = load_config(path.parent, filename=path.name)
+    for key in table:
+        if key not in TOP_KEYS:
+            raise InvalidSpec(
+                f"{path.name} [tool.lossaudit]: unknown key {key!r}: expected one of {', '.join(TOP_KEYS)}."
+                + did_you_mean(key, TOP_KEYS)
+            )
+    losses = parse_losses(table, source=path.name)
+    if not losses:
+        raise InvalidSpec(
+            f"{path.name}: no losses configured: expected at least one [[tool.lossaudit.losses]] table "
+            'with a target; received none. Add one, e.g. target = "my_pkg/losses.py:yolo_loss".'
+        )
+    tolerance = table.get("tolerance", {})
+    if not isinstance(tolerance, dict) or not all(
+        isinstance(v, int | float) and not isinstance(v, bool) and v >= 0
+        for v in tolerance.values()
+    ):
+        raise InvalidSpec(
+            f"{path.name} [tool.lossaudit.tolerance]: expected component = relative tolerance (a number >= 0); "
+            f"received {tolerance!r}. Write e.g. coordinates = 1e-3."
+        )
+    baseline = path.parent / str(table.get("baseline", "lossaudit-baseline.json"))
+    return GateConfig(
+        path, losses, baseline, {str(k): float(v) for k, v in tolerance.items()}, table
+    )
+
+
+def canonical_cases(spec: GridSpec, codec: Codec) -> list[tuple[str, sc.Case]]:
+    """The fixed scenes a baseline records, named; the same for a spec and codec every time."""
+    last = (spec.batch - 1, spec.H - 1, spec.W - 1, spec.anchors - 1)
+    objects = [Obj(0, 0, 0, 0, 0.3, 0.6, 0.4, 0.3, 0)]
+    if last != (0, 0, 0, 0):
+        objects.append(Obj(*last, 0.7, 0.2, 0.2, 0.5, spec.classes - 1))
+    scene = Scene(spec, tuple(objects))
+    crowded = Scene(
+        spec,
+        tuple(
+            Obj(0, 0, 0, a, 0.5, 0.5, 0.2 + 0.2 * a / spec.anchors, 0.3, 0)
+            for a in range(spec.anchors)
+        ),
+    )
+    base = sc.perfect(scene, codec)
+    cases = [("perfect", base)]
+    for d in (0.1, 0.25, 0.4):
+        cases.append((f"shifted_{d:g}", sc.shifted(base, codec, dx=d, dy=d)))
+    cases.append(("rescaled_0.3", sc.scaled(base, codec, dw=0.3, dh=0.3)))
+    cases.append(("typical", sc.noisy(scene, codec, seed=7)))
+    cases.append(("empty", sc.noisy(sc.empty_scene(spec), codec, seed=7)))
+    if spec.classes > 1:
+        cases.append(("wrong_class", sc.set_class_logit(base, codec, logit=12.0, cls="wrong")))
+    cases.append(("crowded", sc.noisy(crowded, codec, seed=3)))
+    cases.append(
+        (
+            "extreme_empty",
+            sc.extreme(base, value=sc.EXTREME, where="empty", channels="all", codec=codec),
+        )
+    )
+    return cases
+
+
+def measure(loss: Any, cfg: LossConfig) -> dict[str, dict[str, float]]:
+    """Every component's value on every canonical scene: ``{scene: {component: value}}``."""
+    from lossaudit.adapter import Adapter
+
+    adapter = Adapter(loss, components=cfg.components)
+    out: dict[str, dict[str, float]] = {}
+    for name, case in canonical_cases(cfg.spec, cfg.codec):
+        try:
+            out[name] = dict(adapter.evaluate(case).values)
+        except LossError as exc:
+            out[name] = {"error": str(exc)}  # type: ignore[dict-item]
+    return out
+
+
+def _encode(values: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {
+        s: {
+            c: (v if not isinstance(v, float) or math.isfinite(v) else str(v))
+            for c, v in comps.items()
+        }
+        for s, comps in values.items()
+    }
+
+
+def baseline_document(entries: dict[str, tuple[LossConfig, dict[str, dict[str, float]]]]) -> str:
+    doc = {
+        "schema_version": BASELINE_VERSION,
+        "losses": {
+            target: {
+                "spec": cfg.spec.__dict__,
+                "codec": {
+                    "xy": cfg.codec.xy,
+                    "wh": cfg.codec.wh,
+                    "obj": cfg.codec.obj,
+                    "cls": cfg.codec.cls,
+                    "anchor_sizes": [list(p) for p in cfg.codec.anchor_sizes],
+                },
+                "values": _encode(values),
+            }
+            for target, (cfg, values) in entries.items()
+        },
+    }
+    return json.dumps(doc, indent=2, sort_keys=True) + "\n"
+
+
+def read_baseline(path: Path) -> dict[str, Any] | None:
+    """The baseline document, ``None`` when there is none; a broken one is a usage error."""
+    if not path.is_file():
+        return None
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InvalidSpec(
+            f"the baseline {str(path)!r} is not valid JSON: expected a file written by `lossaudit baseline`; "
+            f"received a parse error ({exc}). Recreate it with `lossaudit baseline --update`."
+        ) from None
+    if not isinstance(doc, dict) or doc.get("schema_version") != BASELINE_VERSION:
+        raise InvalidSpec(
+            f"the baseline {str(path)!r} has schema_version {doc.get('schema_version') if isinstance(doc, dict) else None!r}: "
+            f"expected {BASELINE_VERSION}. Recreate it with `lossaudit baseline --update`."
+        )
+    return doc
+
+
+@dataclass(frozen=True)
+class Drift:
+    """One component that moved on one canonical scene."""
+
+    target: str
+    scene: str
+    component: str
+    baseline: Any
+    current: Any
+
+    @property
+    def absolute(self) -> float:
+        try:
+            return abs(float(self.current) - float(self.baseline))
+        except (TypeError, ValueError):
+            return math.inf
+
+    @property
+    def relative(self) -> float:
+        try:
+            return self.absolute / max(abs(float(self.baseline)), ATOL)
+        except (TypeError, ValueError):
+            return math.inf
+
+
+def _same(a: Any, b: Any, rtol: float) -> bool:
+    if isinstance(a, str) or isinstance(b, str):
+        return a == b
+    return abs(a - b) <= ATOL + rtol * abs(a)
+
+
+def compare(
+    target: str,
+    recorded: dict[str, Any] | None,
+    current: dict[str, dict[str, float]],
+    tolerance: dict[str, float],
+) -> list[Drift]:
+    """Drifts of ``current`` from the ``recorded`` baseline entry of ``target``."""
+    if recorded is None:
+        return [Drift(target, "*", "*", "not in the baseline", "measured")]
+    old = recorded.get("values", {})
+    now = _encode(current)
+    drifts = []
+    for scene in sorted(set(old) | set(now)):
+        for comp in sorted(set(old.get(scene, {})) | set(now.get(scene, {}))):
+            a, b = old.get(scene, {}).get(comp), now.get(scene, {}).get(comp)
+            if a is None or b is None or not _same(a, b, tolerance.get(comp, DEFAULT_RTOL)):
+                drifts.append(Drift(target, scene, comp, a, b))
+    return drifts
+
+
+def drift_table(drifts: list[Drift]) -> str:
+    """Drifts as a plain table: component, scene, baseline, current, absolute and relative."""
+    lines = [
+        f"{'loss':30} {'component':15} {'scene':14} {'baseline':>12} {'current':>12} {'abs diff':>10} {'rel diff':>9}"
+    ]
+    for d in drifts:
+
+        def num(v: Any) -> str:
+            return f"{v:.6g}" if isinstance(v, float) else str(v)
+
+        lines.append(
+            f"{d.target[-30:]:30} {d.component:15} {d.scene:14} {num(d.baseline):>12} {num(d.current):>12} "
+            f"{d.absolute:10.3g} {d.relative:9.2%}"
+        )
+    return "\n".join(lines)
+
+
+Loader = Callable[[str], Any]
+
+
+def run_check(
+    gate: GateConfig, *, loader: Loader, settings: Settings
+) -> tuple[list[Report], list[Drift], bool]:
+    """Audit every configured loss and compare it with the baseline.
+
+    Returns the reports, the drifts, and whether a baseline file exists.
+    """
+    from lossaudit.audit import audit
+
+    doc = read_baseline(gate.baseline)
+    reports, drifts = [], []
+    for cfg in gate.losses:
+        loss = loader(cfg.target)
+        reports.append(
+            audit(
+                loss,
+                cfg.spec,
+                cfg.codec,
+                settings=settings.replace(reduction=cfg.reduction),
+                components=cfg.components,
+                target=cfg.target,
+            )
+        )
+        if doc is not None:
+            drifts += compare(
+                cfg.target, doc["losses"].get(cfg.target), measure(loss, cfg), gate.tolerance
+            )
+    return reports, drifts, doc is not None

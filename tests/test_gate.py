@@ -1,0 +1,131 @@
+"""The CI gate end to end on a temporary project: clean, bug, drift, update, bad config."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+LOSS = """
+import tensorflow as tf
+
+OBJECT_WEIGHT = {weight}
+
+def yolo_loss(y_true, y_pred):
+    mask = y_true[..., 4]
+    box = tf.reduce_sum(tf.square(y_pred[..., 0:4] - y_true[..., 0:4]), axis=-1)
+    conf = y_pred[..., 4]
+    cls = tf.reduce_sum(tf.square(y_pred[..., 5:] - y_true[..., 5:]), axis=-1)
+    return {{
+        "coordinates": tf.reduce_sum(mask * box),
+        "objects": OBJECT_WEIGHT * tf.reduce_sum(mask * tf.square(1.0 - conf)),
+        "no_objects": tf.reduce_sum((1.0 - mask) * tf.square(conf)),
+        "classification": tf.reduce_sum(mask * cls),
+    }}
+"""
+
+CONFIG = """
+[tool.lossaudit]
+profile = "ci"
+max_examples = 5
+
+[[tool.lossaudit.losses]]
+target = "{target}"
+classes = 2
+xy = "identity"
+wh = "identity"
+obj = "identity"
+cls = "identity"
+"""
+
+
+def lossaudit(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "lossaudit.cli", *args],
+        cwd=cwd,
+        env={**os.environ, "CI": "true"},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+@pytest.fixture
+def project(tmp_path):
+    (tmp_path / "losses.py").write_text(LOSS.format(weight=1.0))
+    (tmp_path / "pyproject.toml").write_text(CONFIG.format(target="losses.py:yolo_loss"))
+    return tmp_path
+
+
+def test_gate_without_baseline_then_clean_then_drift_then_update(project):
+    first = lossaudit("check", cwd=project)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "No baseline at" in first.stdout and "lossaudit baseline" in first.stdout
+
+    made = lossaudit("baseline", cwd=project)
+    assert made.returncode == 0, made.stderr
+    doc = json.loads((project / "lossaudit-baseline.json").read_text())
+    values = doc["losses"]["losses.py:yolo_loss"]["values"]
+    assert {"perfect", "shifted_0.1", "empty", "crowded", "extreme_empty"} <= set(values)
+
+    again = lossaudit("baseline", cwd=project)
+    assert again.returncode == 2 and "--update" in again.stderr
+
+    clean = lossaudit("check", cwd=project)
+    assert clean.returncode == 0, clean.stdout
+    assert "No drift" in clean.stdout
+
+    (project / "losses.py").write_text(LOSS.format(weight=2.0))  # still correct, but objects moved
+    drift = lossaudit("check", cwd=project)
+    assert drift.returncode == 1, drift.stdout
+    assert "drifted from lossaudit-baseline.json" in drift.stdout
+    assert "objects" in drift.stdout and "lossaudit baseline --update" in drift.stdout
+    assert "FAILED" not in drift.stdout  # every property still holds: only values moved
+
+    accepted = lossaudit("baseline", "--update", cwd=project)
+    assert accepted.returncode == 0
+    assert lossaudit("check", cwd=project).returncode == 0
+
+
+def test_gate_fails_on_a_bug_zoo_loss(tmp_path):
+    target = f"{ROOT / 'fixtures' / 'losses' / 'bugzoo.py'}:noobj_on_object_cells"
+    (tmp_path / "pyproject.toml").write_text(
+        CONFIG.format(target=target).replace(
+            'xy = "identity"\nwh = "identity"\nobj = "identity"\ncls = "identity"\n',
+            'cls = "sigmoid"\n',
+        )
+    )
+    out = lossaudit("check", "--format", "markdown", cwd=tmp_path)
+    assert out.returncode == 1
+    assert "no_objects.ignores_object_anchors" in out.stdout
+
+
+@pytest.mark.parametrize(
+    "text,fragment",
+    [
+        (
+            '[tool.lossaudit]\nprofle = "ci"\n[[tool.lossaudit.losses]]\ntarget = "a.py:l"\n',
+            "unknown key 'profle'",
+        ),
+        (
+            '[tool.lossaudit]\n[[tool.lossaudit.losses]]\ntarget = "a.py:l"\ngrid = "3y4"\n',
+            "#1: grid",
+        ),
+        ("[tool.lossaudit]\nprofile = 'ci'\n", "no losses configured"),
+        (
+            '[[tool.lossaudit.losses]]\ntarget = "a.py:l"\ncls = "softmx"\n',
+            "Did you mean 'softmax'",
+        ),
+    ],
+)
+def test_a_malformed_config_exits_2(tmp_path, text, fragment):
+    (tmp_path / "pyproject.toml").write_text(text)
+    out = lossaudit("check", cwd=tmp_path)
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert fragment in out.stderr and "Traceback" not in out.stderr
