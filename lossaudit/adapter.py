@@ -293,6 +293,9 @@ class Adapter:
         self._cache: OrderedDict[tuple[str, bytes], Evaluation] = OrderedDict()
         self._cache_size = cache_size
         self.graph_error: str | None = None
+        #: One forward pass per component's gradient, for losses whose ops allow one gradient
+        #: per pass (tf.py_function); switched on when a shared pass fails that way.
+        self.separate_passes = False
         self.unmapped: set[str] = set()
         self.calls = 0
 
@@ -387,20 +390,32 @@ class Adapter:
         normalise = tf.autograph.experimental.do_not_convert(self._normalise)
         loss_fn = self._fn
 
-        def run(y_true: Any, y_pred: Any) -> Any:
+        def forward(y_true: Any, y_pred: Any) -> Any:
             batch = int(y_pred.shape[0])
             captured: dict[str, Any] = {}
-            with tf.GradientTape(persistent=True) as tape:
-                tape.watch(y_pred)
-                with capture_summaries(captured):
-                    out = loss_fn(y_true, y_pred)
-                comps, total_given, names = normalise(out, captured, batch)
-                scalars = {
-                    r: (tf.reduce_mean(v) if v.shape.rank == 1 else v) for r, v in comps.items()
-                }
+            with capture_summaries(captured):
+                out = loss_fn(y_true, y_pred)
+            comps, total_given, names = normalise(out, captured, batch)
+            scalars = {r: (tf.reduce_mean(v) if v.shape.rank == 1 else v) for r, v in comps.items()}
+            return comps, scalars, total_given, names
+
+        def run(y_true: Any, y_pred: Any) -> Any:
             grads, connected = {}, {}
-            for role, s in scalars.items():
-                g = tape.gradient(s, y_pred, unconnected_gradients=tf.UnconnectedGradients.NONE)
+            with tf.GradientTape(persistent=not self.separate_passes) as tape:
+                tape.watch(y_pred)
+                comps, scalars, total_given, names = forward(y_true, y_pred)
+            for role in scalars:
+                if self.separate_passes:
+                    # One forward and backward pass per component: some ops (tf.py_function)
+                    # allow only one gradient computation per forward pass.
+                    with tf.GradientTape() as tape:
+                        tape.watch(y_pred)
+                        target = forward(y_true, y_pred)[1][role]
+                else:
+                    target = scalars[role]
+                g = tape.gradient(
+                    target, y_pred, unconnected_gradients=tf.UnconnectedGradients.NONE
+                )
                 connected[role] = g is not None
                 grads[role] = g if g is not None else tf.zeros_like(y_pred)
             del tape
@@ -482,7 +497,13 @@ class Adapter:
         runner = self._runner(mode)
         try:
             scalars, per_sample, grads = runner(tf.constant(y_true), tf.constant(y_pred))
-        except tf.errors.OpError:
+        except tf.errors.OpError as exc:
+            if not self.separate_passes and "pyfunc" in str(exc):
+                self.separate_passes = True
+                self._compiled.clear()
+                self._trace_info.clear()
+                self.calls -= 1
+                return self._call(mode, y_true, y_pred)
             raise  # raised while running: may depend on the values, so never cached
         except Exception as exc:
             if mode != "eager" and key not in self._trace_info:

@@ -203,3 +203,23 @@ def test_scalars_beside_per_sample_vectors_keep_their_value():
     p = CASE.y_pred.astype(np.float64)
     expected = (p[..., :4] ** 2).sum() / 2 + (p[..., 4] ** 2).sum() / 2
     np.testing.assert_allclose(ev.values["total"], expected, rtol=1e-5)
+
+
+def test_py_function_losses_get_one_pass_per_component():
+    import tensorflow as tf
+
+    def loss(y_true, y_pred):
+        sq = tf.py_function(lambda a: a * a, [y_pred - y_true], tf.float32)
+        sq.set_shape(y_pred.shape)
+        mask = y_true[..., 4]
+        return {
+            "coordinates": tf.reduce_sum(sq[..., :4] * mask[..., None]),
+            "objects": tf.reduce_sum(sq[..., 4] * mask),
+        }
+
+    ad = Adapter(loss)
+    ev = ad.evaluate(CASE)
+    assert ad.separate_passes
+    d = CASE.y_pred - CASE.y_true()
+    m = CASE.y_true()[..., 4]
+    np.testing.assert_allclose(ev.grads["objects"][..., 4], 2 * d[..., 4] * m, rtol=1e-4, atol=1e-6)
