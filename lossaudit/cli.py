@@ -253,25 +253,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _check_out(path: Path) -> None:
-    """Refuse an --out path that cannot take a file, before spending time on the audit."""
+def _check_out(path: Path, what: str = "--out") -> None:
+    """Refuse an output path that cannot take a file, before spending time on the audit."""
     directory = path.parent if str(path.parent) else Path(".")
     if path.is_dir():
         raise UsageError(
-            f"cannot write the report: expected a file path for --out; received the directory "
+            f"cannot write {what}: expected a file path; received the directory "
             f"{str(path)!r}. Name a file, e.g. {str(path / 'lossaudit-report.json')!r}."
         )
     if not directory.is_dir():
         raise UsageError(
-            f"cannot write the report: expected an existing directory for --out; received "
+            f"cannot write {what}: expected a path in an existing directory; received "
             f"{str(path)!r}. Create {str(directory)!r} first or choose another path."
         )
 
 
-def write_atomic(path: Path, text: str) -> None:
+def write_atomic(path: Path, text: str, what: str = "--out") -> None:
     """Write ``text`` to ``path`` so a reader never sees a half-written file."""
     path = Path(path)
-    _check_out(path)
+    _check_out(path, what)
     directory = path.parent if str(path.parent) else Path(".")
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
     umask = os.umask(0)
@@ -354,14 +354,8 @@ def _report(args: argparse.Namespace) -> ExitCode:
         reduction=args.reduction,
         shrink=None if args.shrink else False,
     )
-    if (
-        args.out is not None
-        and not (args.out.parent if str(args.out.parent) else Path(".")).is_dir()
-    ):
-        raise UsageError(
-            f"cannot write the report: expected an existing directory for --out; received "
-            f"{str(args.out)!r}. Create the directory first or choose another path."
-        )
+    if args.out is not None:
+        _check_out(args.out)
 
     _private_hypothesis_home()
     # Import TensorFlow before the user's module does, so its start-up chatter stays quiet.
@@ -437,9 +431,12 @@ def _check(args: argparse.Namespace) -> ExitCode:
             "and commit it.\n"
         )
     elif drifts:
+        head = f"{len(drifts)} component value(s) drifted from {config.baseline.name}:"
+        if fmt == "markdown":
+            head = f"### ❌ {head}"
         parts.append(
-            f"{len(drifts)} component value(s) drifted from {config.baseline.name}:\n\n"
-            + gate.drift_table(drifts)
+            f"{head}\n\n"
+            + gate.drift_table(drifts, markdown=fmt == "markdown")
             + "\n\nIf the change is intended, accept it with `lossaudit baseline --update` and commit the file.\n"
         )
     else:
@@ -467,8 +464,18 @@ def _baseline(args: argparse.Namespace) -> ExitCode:
     entries = {}
     for cfg in config.losses:
         loss, _ = load_target(cfg.target)
-        entries[cfg.target] = (cfg, gate.measure(loss, cfg))
-    write_atomic(config.baseline, gate.baseline_document(entries))
+        values = gate.measure(loss, cfg)
+        broken = {scene: v["error"] for scene, v in values.items() if "error" in v}
+        if broken:
+            scene, message = next(iter(broken.items()))
+            sys.stderr.write(
+                f"lossaudit: {cfg.target} raised on {len(broken)} canonical scene(s), e.g. {scene}: "
+                f"{message}\nNothing was written: fix the loss (see `lossaudit report {cfg.target}`) "
+                "before recording a baseline.\n"
+            )
+            return ExitCode.FAILED
+        entries[cfg.target] = (cfg, values)
+    write_atomic(config.baseline, gate.baseline_document(entries), what="the baseline")
     scenes = sum(len(v) for _, v in entries.values())
     sys.stdout.write(
         f"lossaudit: wrote {config.baseline} ({len(entries)} losses, {scenes} scenes)\n"

@@ -27,7 +27,17 @@ from lossaudit.errors import InvalidSpec, did_you_mean
 from lossaudit.settings import load_config
 from lossaudit.spec import CLS_CHOICES, OBJ_CHOICES, WH_CHOICES, XY_CHOICES, Codec, GridSpec
 
-__all__ = ["LOSS_KEYS", "LossConfig", "configured_losses", "parse_losses"]
+__all__ = [
+    "LOSS_KEYS",
+    "TOP_KEYS",
+    "LossConfig",
+    "configured_losses",
+    "parse_losses",
+    "validate_table",
+]
+
+#: Keys allowed directly under ``[tool.lossaudit]``.
+TOP_KEYS = ("profile", "max_examples", "time_limit", "reduction", "baseline", "tolerance", "losses")
 
 LOSS_KEYS = (
     "target",
@@ -129,6 +139,26 @@ def _components(where: str, value: Any) -> dict[str, str]:
             )
         out[str(name)] = str(role)
     return out
+
+
+def validate_table(
+    table: dict[str, Any], *, source: str = "pyproject.toml"
+) -> tuple[LossConfig, ...]:
+    """Check every key of a ``[tool.lossaudit]`` table, its settings and its losses; return the
+    losses. Errors name the file and key and list what is allowed."""
+    from lossaudit.settings import resolve
+
+    for key in table:
+        if key not in TOP_KEYS:
+            raise InvalidSpec(
+                f"{source} [tool.lossaudit]: unknown key {key!r}: expected one of {', '.join(TOP_KEYS)}."
+                + did_you_mean(key, TOP_KEYS)
+            )
+    try:
+        resolve(None, environ={}, config=table)
+    except InvalidSpec as exc:
+        raise InvalidSpec(f"{source} [tool.lossaudit]: {exc}") from None
+    return parse_losses(table, source=source)
 
 
 def parse_losses(

@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from lossaudit import scenarios as sc
-from lossaudit.config import LossConfig, parse_losses
+from lossaudit.config import LossConfig, validate_table
 from lossaudit.errors import InvalidSpec, LossError, did_you_mean
 from lossaudit.report import Report
-from lossaudit.settings import CONFIG_KEYS, Settings, load_config, resolve
+from lossaudit.settings import Settings, load_config, resolve
 from lossaudit.spec import Codec, GridSpec, Obj, Scene
 
 __all__ = [
@@ -34,7 +34,6 @@ __all__ = [
 ]
 
 BASELINE_VERSION = 1
-TOP_KEYS = (*CONFIG_KEYS, "baseline", "tolerance", "losses")
 #: Relative drift allowed per component unless ``[tool.lossaudit.tolerance]`` says otherwise.
 DEFAULT_RTOL = 1e-4
 ATOL = 1e-6
@@ -66,13 +65,7 @@ def load_gate(config: str | Path | None = None) -> GateConfig:
             "Create one (see the README's CI gate section) or pass --config FILE."
         )
     table = load_config(path.parent, filename=path.name)
-    for key in table:
-        if key not in TOP_KEYS:
-            raise InvalidSpec(
-                f"{path.name} [tool.lossaudit]: unknown key {key!r}: expected one of {', '.join(TOP_KEYS)}."
-                + did_you_mean(key, TOP_KEYS)
-            )
-    losses = parse_losses(table, source=path.name)
+    losses = validate_table(table, source=path.name)
     if not losses:
         raise InvalidSpec(
             f"{path.name}: no losses configured: expected at least one [[tool.lossaudit.losses]] table "
@@ -87,6 +80,14 @@ def load_gate(config: str | Path | None = None) -> GateConfig:
             f"{path.name} [tool.lossaudit.tolerance]: expected component = relative tolerance (a number >= 0); "
             f"received {tolerance!r}. Write e.g. coordinates = 1e-3."
         )
+    from lossaudit.adapter import ROLES
+
+    for key in tolerance:
+        if key not in ROLES:
+            raise InvalidSpec(
+                f"{path.name} [tool.lossaudit.tolerance]: unknown component {key!r}: expected one of "
+                f"{', '.join(r for r in ROLES if r != 'ignore')}." + did_you_mean(str(key), ROLES)
+            )
     baseline = path.parent / str(table.get("baseline", "lossaudit-baseline.json"))
     return GateConfig(
         path, losses, baseline, {str(k): float(v) for k, v in tolerance.items()}, table
@@ -182,6 +183,20 @@ def read_baseline(path: Path) -> dict[str, Any] | None:
             f"the baseline {str(path)!r} is not valid JSON: expected a file written by `lossaudit baseline`; "
             f"received a parse error ({exc}). Recreate it with `lossaudit baseline --update`."
         ) from None
+    if isinstance(doc, dict) and doc.get("schema_version") == BASELINE_VERSION:
+        losses = doc.get("losses")
+        entries_ok = isinstance(losses, dict) and all(
+            isinstance(e, dict)
+            and isinstance(e.get("values"), dict)
+            and all(isinstance(v, dict) for v in e["values"].values())
+            for e in losses.values()
+        )
+        if not entries_ok:
+            raise InvalidSpec(
+                f"the baseline {str(path)!r} is damaged: expected {{'losses': {{target: {{'values': "
+                "{scene: {component: value}}}}}}} as `lossaudit baseline` writes it; received another "
+                "shape. Recreate it with `lossaudit baseline --update`."
+            )
     if not isinstance(doc, dict) or doc.get("schema_version") != BASELINE_VERSION:
         raise InvalidSpec(
             f"the baseline {str(path)!r} has schema_version {doc.get('schema_version') if isinstance(doc, dict) else None!r}: "
@@ -241,8 +256,23 @@ def compare(
     return drifts
 
 
-def drift_table(drifts: list[Drift]) -> str:
-    """Drifts as a plain table: component, scene, baseline, current, absolute and relative."""
+def drift_table(drifts: list[Drift], *, markdown: bool = False) -> str:
+    """Drifts as a table: loss, component, scene, baseline, current, absolute and relative."""
+
+    def num(v: Any) -> str:
+        return f"{v:.6g}" if isinstance(v, float) else str(v)
+
+    if markdown:
+        rows = [
+            "| loss | component | scene | baseline | current | abs diff | rel diff |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        rows += [
+            f"| `{d.target}` | {d.component} | {d.scene} | {num(d.baseline)} | {num(d.current)} | "
+            f"{d.absolute:.3g} | {d.relative:.2%} |"
+            for d in drifts
+        ]
+        return "\n".join(rows)
     lines = [
         f"{'loss':30} {'component':15} {'scene':14} {'baseline':>12} {'current':>12} {'abs diff':>10} {'rel diff':>9}"
     ]

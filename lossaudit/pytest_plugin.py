@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 
-from lossaudit.config import LossConfig, parse_losses
+from lossaudit.config import LossConfig, parse_losses, validate_table
 from lossaudit.errors import LossAuditError
 from lossaudit.settings import PROFILES, load_config, resolve
 from lossaudit.spec import Codec, GridSpec
@@ -81,23 +81,25 @@ def audit_loss(
     Example:
         >>> yolo_loss = audit_loss("my_pkg.losses:yolo_loss", grid="13x9", classes=4)
     """
-    d = GridSpec()
-    if grid is None:
-        h, w = d.H, d.W
-    elif isinstance(grid, int):
-        h = w = grid
-    elif isinstance(grid, str):
-        from lossaudit.config import _grid
-
-        h, w = _grid("audit_loss", grid)
-    else:
-        h, w = grid
-    spec = GridSpec(
-        batch=batch or d.batch, H=h, W=w, anchors=anchors or d.anchors, classes=classes or d.classes
-    )
-    codec = Codec(xy=xy, wh=wh, obj=obj, cls=cls, anchor_sizes=tuple(anchor_sizes))  # type: ignore[arg-type]
-    codec.check_against(spec)
-    return AuditedLoss(target, spec, codec, dict(components or {}), reduction, tuple(only))
+    # The same keys as a [[tool.lossaudit.losses]] table, checked by the same code.
+    entry: dict[str, Any] = {"target": target if isinstance(target, str) else "<callable>:loss"}
+    for key, value in (
+        ("grid", f"{grid[0]}x{grid[1]}" if isinstance(grid, tuple) else grid),
+        ("anchors", anchors),
+        ("classes", classes),
+        ("batch", batch),
+        ("xy", xy),
+        ("wh", wh),
+        ("obj", obj),
+        ("cls", cls),
+        ("anchor-sizes", [list(p) if not isinstance(p, str) else p for p in anchor_sizes] or None),
+        ("component", dict(components) if isinstance(components, Mapping) else components),
+        ("reduction", reduction),
+    ):
+        if value is not None:
+            entry[key] = value
+    (loss,) = parse_losses({"losses": [entry]}, source="audit_loss()")
+    return AuditedLoss(target, loss.spec, loss.codec, loss.components, loss.reduction, tuple(only))
 
 
 def _from_config(loss: LossConfig) -> AuditedLoss:
@@ -130,7 +132,7 @@ def pytest_configure(config: pytest.Config) -> None:
                 f"{config.rootpath}; none found. Add one, or drop --lossaudit."
             )
         try:
-            config.stash[_CONFIGURED] = parse_losses(load_config(path.parent), source=path.name)
+            config.stash[_CONFIGURED] = validate_table(load_config(path.parent), source=path.name)
         except LossAuditError as exc:
             raise pytest.UsageError(f"lossaudit: {exc}") from None
         # Collected like a test file, so counts, -k and xdist treat its losses as any other item.
@@ -231,13 +233,15 @@ class PropertyItem(pytest.Item):
         if result.status in ("fail", "error"):
             raise LossAuditFailure(render_result(result))
 
+    def reportinfo(self) -> tuple[Path, int | None, str]:
+        # Not "loss::property": pytest would turn the property's dot into "::" in -v output,
+        # printing an id that cannot be pasted back; this headline leaves the node id alone.
+        return self.path, None, f"{self.parent.name}: {self.name}"  # type: ignore[union-attr]
+
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
         if isinstance(excinfo.value, LossAuditFailure):
             return str(excinfo.value)
         return super().repr_failure(excinfo, style=style)  # type: ignore[arg-type]
-
-    def reportinfo(self) -> tuple[Path, int | None, str]:
-        return self.path, None, f"{self.parent.name}::{self.name}"  # type: ignore[union-attr]
 
 
 def pytest_pycollect_makeitem(collector: pytest.Collector, name: str, obj: object) -> Any:

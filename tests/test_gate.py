@@ -129,3 +129,32 @@ def test_a_malformed_config_exits_2(tmp_path, text, fragment):
     out = lossaudit("check", cwd=tmp_path)
     assert out.returncode == 2, out.stdout + out.stderr
     assert fragment in out.stderr and "Traceback" not in out.stderr
+
+
+@pytest.mark.parametrize(
+    "document,fragment",
+    [
+        ('{"schema_version": 1}', "is damaged"),
+        ('{"schema_version": 1, "losses": {"losses.py:yolo_loss": 5}}', "is damaged"),
+        ("{not json", "not valid JSON"),
+    ],
+)
+def test_a_damaged_baseline_exits_2(project, document, fragment):
+    (project / "lossaudit-baseline.json").write_text(document)
+    out = lossaudit("check", cwd=project)
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert fragment in out.stderr
+
+
+def test_misspelt_tolerance_and_raising_losses_are_refused(project):
+    config = project / "pyproject.toml"
+    config.write_text(config.read_text() + "\n[tool.lossaudit.tolerance]\ncoordinate = 1e-3\n")
+    out = lossaudit("check", cwd=project)
+    assert out.returncode == 2 and "Did you mean 'coordinates'" in out.stderr
+    config.write_text(CONFIG.format(target="losses.py:yolo_loss"))
+    (project / "losses.py").write_text(
+        "def yolo_loss(y_true, y_pred):\n    raise RuntimeError('kaboom')\n"
+    )
+    out = lossaudit("baseline", cwd=project)
+    assert out.returncode == 1 and "kaboom" in out.stderr and "Nothing was written" in out.stderr
+    assert not (project / "lossaudit-baseline.json").exists()

@@ -40,6 +40,8 @@ def project(pytester):
 
 
 def test_each_property_is_an_item_with_a_readable_id(project):
+    verbose = project.runpytest("-v", "-n", "0", "-k", "good and pure", "--lossaudit-profile", "ci")
+    verbose.stdout.fnmatch_lines(["test_losses.py::good::total.pure PASSED*"])
     result = project.runpytest("--collect-only", "-q", "-n", "0")
     result.stdout.fnmatch_lines(
         [
@@ -131,7 +133,7 @@ mse = audit_loss("{REFS}:mse_loss", cls="sigmoid", only=["coordinates.doubles_wh
     result = pytester.runpytest("-n", "0", "--lossaudit-profile", "ci")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(
-        ["*mse::coordinates.doubles_when_predictions_double*", "*Expected: made up*"]
+        ["*mse: coordinates.doubles_when_predictions_double*", "*Expected: made up*"]
     )
 
 
@@ -159,3 +161,33 @@ def pytest_collection_finish(session):
     )
     result = project.runpytest_subprocess("--collect-only", "-q", "-s", "-n", "0")
     result.stdout.fnmatch_lines(["TF_LOADED False"])
+
+
+def test_audit_loss_takes_the_config_forms_and_checks_them():
+    from lossaudit.errors import InvalidSpec
+    from lossaudit.pytest_plugin import audit_loss
+
+    loss = audit_loss(
+        "x.py:loss",
+        grid=(3, 5),
+        anchors=2,
+        anchor_sizes=["0.1,0.1", (0.3, 0.3)],
+        components=["box=coordinates"],
+    )
+    assert (loss.spec.H, loss.spec.W) == (3, 5) and loss.codec.anchor_sizes == (
+        (0.1, 0.1),
+        (0.3, 0.3),
+    )
+    assert loss.components == {"box": "coordinates"}
+    for bad in ({"batch": 0}, {"reduction": "avg"}, {"cls": "softmx"}):
+        with pytest.raises(InvalidSpec):
+            audit_loss("x.py:loss", **bad)
+
+
+def test_a_bad_top_level_key_is_a_usage_error_with_the_flag(pytester):
+    pytester.makepyprojecttoml(
+        '[tool.lossaudit]\nprofil = "ci"\n[[tool.lossaudit.losses]]\ntarget = "x.py:l"\n'
+    )
+    result = pytester.runpytest("-n", "0", "--lossaudit")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*unknown key 'profil'*Did you mean 'profile'*"])
