@@ -68,15 +68,18 @@ def audit_loss(
     wh: str = "exp",
     obj: str = "sigmoid",
     cls: str = "softmax",
-    anchor_sizes: Iterable[tuple[float, float]] = (),
-    components: Mapping[str, str] | None = None,
+    anchor_sizes: Iterable[tuple[float, float] | str] = (),
+    components: Mapping[str, str] | Iterable[str] | None = None,
     reduction: str = "auto",
     only: Iterable[str] = (),
 ) -> AuditedLoss:
     """Declare a loss for pytest to audit; assign the result to a module-level name.
 
     ``target`` is ``"path/to/file.py:name"``, ``"package.module:name"`` or the loss itself. The
-    keywords are ``lossaudit report``'s flags. ``only`` limits the properties collected.
+    keywords are ``lossaudit report``'s flags, in the forms ``[[tool.lossaudit.losses]]`` takes
+    too (``anchor_sizes=["0.1,0.1"]``, ``components=["xy_loss=coordinates"]``) or as Python
+    values (``(0.1, 0.1)``, ``{"xy_loss": "coordinates"}``). ``only`` limits the properties
+    collected.
 
     Example:
         >>> yolo_loss = audit_loss("my_pkg.losses:yolo_loss", grid="13x9", classes=4)
