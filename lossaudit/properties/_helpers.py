@@ -41,34 +41,52 @@ def tol(v: float, atol: float = ATOL, rtol: float = RTOL) -> float:
     return atol + rtol * abs(v)
 
 
-def governed(role: str, scene: Scene) -> np.ndarray:
-    """Boolean mask ``(batch, H, W, anchors, 5 + C)`` of the channels ``role`` governs."""
-    spec = scene.spec
-    obj = scene.object_mask()[..., None]
-    m = np.zeros(spec.shape, dtype=bool)
-    ch = np.arange(spec.channels)
-    box = ch < 4
-    is_obj = ch == OBJ_CH
-    cls = ch >= CLS0
-    if role in ("coordinates", "total"):
-        m |= obj & box
-    if role in ("objects", "confidence", "total"):
-        m |= obj & is_obj
-    if role in ("no_objects", "confidence", "total"):
-        m |= ~obj & is_obj
-    if role in ("classification", "total"):
-        m |= obj & cls
-    return m
+def one_class_softmax(ctx: Context) -> bool:
+    """One class under softmax: the class term is constant by construction (see
+    ``classification.single_class``), so the other classification checks do not apply."""
+    return ctx.spec.classes == 1 and ctx.codec.cls == "softmax"
 
 
-def active_anchors(role: str, scene: Scene) -> np.ndarray:
-    """Boolean ``(batch, H, W, anchors)``: the anchors where ``role`` is active."""
+ONE_CLASS_SKIP = "one class under softmax: see classification.single_class"
+
+
+def skip_one_class(ctx: Context, role: str) -> str | None:
+    """Applicability for classification checks: skipped in the one-class softmax case."""
+    return ONE_CLASS_SKIP if role == "classification" and one_class_softmax(ctx) else None
+
+
+def channel_groups(ctx: Context, role: str, scene: Any) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """``(label, channel mask, active anchors)`` for each channel group ``role`` governs.
+
+    The total (and the combined confidence) must move every group it is made of: a total whose
+    box channels get nothing is as stuck as a coordinate term that gets nothing.
+    """
     obj = scene.object_mask()
-    if role in ("no_objects",):
-        return ~obj
-    if role in ("confidence", "total"):
-        return np.ones_like(obj)
-    return obj
+    ch = np.arange(ctx.spec.channels)
+    full = np.ones(ctx.spec.shape, dtype=bool)
+    box, conf, cls = full & (ch < 4), full & (ch == OBJ_CH), full & (ch >= CLS0)
+    groups = {
+        "coordinates": [("object anchors on x, y, w, h", box, obj)],
+        "objects": [("object anchors on obj", conf, obj)],
+        "no_objects": [("empty anchors on obj", conf, ~obj)],
+        "classification": [("object anchors on the class channels", cls, obj)],
+    }
+    groups["confidence"] = groups["objects"] + groups["no_objects"]
+    groups["total"] = groups["coordinates"] + groups["confidence"]
+    if not one_class_softmax(ctx):
+        groups["total"] = groups["total"] + groups["classification"]
+    return groups[role]
+
+
+def governed_union(ctx: Context, role: str, scene: Any) -> tuple[np.ndarray, np.ndarray]:
+    """All channels ``role`` governs ``(batch, H, W, anchors, 5 + C)`` and the anchors where it
+    is active ``(batch, H, W, anchors)``, as the union of its channel groups."""
+    channels = np.zeros(ctx.spec.shape, dtype=bool)
+    anchors = np.zeros(ctx.spec.shape[:4], dtype=bool)
+    for _, chans, active in channel_groups(ctx, role, scene):
+        channels |= chans & active[..., None]
+        anchors |= active
+    return channels, anchors
 
 
 def cells_where(mask: np.ndarray) -> tuple[tuple[int, int, int, int], ...]:

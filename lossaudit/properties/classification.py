@@ -11,8 +11,10 @@ from lossaudit import scenarios as sc
 from lossaudit import strategies as ls
 from lossaudit.properties._helpers import (
     LOGIT_PATH,
+    ONE_CLASS_SKIP,
     cells_where,
     fmt,
+    one_class_softmax,
     path_outcome,
     scene_draws,
     tol,
@@ -73,9 +75,7 @@ def single_class(ctx: Context, role: str, d: dict[str, Any]) -> Outcome:
 
 
 def _rises_applies(ctx: Context, role: str) -> str | None:
-    if ctx.spec.classes == 1 and ctx.codec.cls == "softmax":
-        return "one class under softmax: see classification.single_class"
-    return None
+    return ONE_CLASS_SKIP if one_class_softmax(ctx) else None
 
 
 @prop(

@@ -18,6 +18,7 @@ from lossaudit.properties._helpers import (
     grad_norms,
     path_outcome,
     scene_draws,
+    skip_one_class,
 )
 from lossaudit.properties.registry import Context, NonFinite, Outcome, prop
 from lossaudit.spec import CONFIDENT_LOGIT, OBJ_CH
@@ -92,9 +93,9 @@ def _opposite(ctx: Context, role: str, base: sc.Case) -> sc.Case:
 
 
 def _separates_applies(ctx: Context, role: str) -> str | None:
-    if role == "classification" and ctx.spec.classes == 1 and ctx.codec.cls == "softmax":
-        return "one class under softmax: see classification.single_class"
-    return _falls_applies(ctx, role) if role == "no_objects" else None
+    if role == "no_objects":
+        return _falls_applies(ctx, role)
+    return skip_one_class(ctx, role)
 
 
 #: At the perfect prediction a hard-target term keeps at most this share of its opposite value

@@ -13,12 +13,13 @@ from lossaudit import scenarios as sc
 from lossaudit.properties._helpers import (
     CHANNELS,
     ZERO_GRAD,
-    active_anchors,
     cells_where,
+    channel_groups,
     fmt,
-    governed,
+    governed_union,
     grad_norms,
     scene_draws,
+    skip_one_class,
     tol,
     with_seed,
 )
@@ -168,7 +169,7 @@ def non_negative(ctx: Context, role: str, d: dict[str, Any]) -> Outcome:
 def _finite_optimum_channels(ctx: Context, role: str, scene: Any) -> np.ndarray:
     """Channels whose truth value is finite for this codec: boxes always; obj and classes only
     for identity codecs (a saturating activation reaches its truth only at infinity)."""
-    m = governed("total", scene)
+    m = governed_union(ctx, "total", scene)[0]
     ch = np.arange(ctx.spec.channels)
     if ctx.codec.saturating_obj:
         m &= ch != OBJ_CH
@@ -254,40 +255,11 @@ def minimal_at_truth(ctx: Context, role: str, d: dict[str, Any]) -> Outcome:
     return Outcome.ok(info=info, floor=v0, gradient_norm=gnorm)
 
 
-def channel_groups(ctx: Context, role: str, scene: Any) -> list[tuple[str, np.ndarray, np.ndarray]]:
-    """``(label, channel mask, active anchors)`` for each channel group ``role`` governs.
-
-    The total (and the combined confidence) must move every group it is made of: a total whose
-    box channels get nothing is as stuck as a coordinate term that gets nothing.
-    """
-    obj = scene.object_mask()
-    ch = np.arange(ctx.spec.channels)
-    full = np.ones(ctx.spec.shape, dtype=bool)
-    box, conf, cls = full & (ch < 4), full & (ch == OBJ_CH), full & (ch >= CLS0)
-    groups = {
-        "coordinates": [("object anchors on x, y, w, h", box, obj)],
-        "objects": [("object anchors on obj", conf, obj)],
-        "no_objects": [("empty anchors on obj", conf, ~obj)],
-        "classification": [("object anchors on the class channels", cls, obj)],
-    }
-    groups["confidence"] = groups["objects"] + groups["no_objects"]
-    groups["total"] = groups["coordinates"] + groups["confidence"]
-    if not (ctx.spec.classes == 1 and ctx.codec.cls == "softmax"):
-        groups["total"] = groups["total"] + groups["classification"]
-    return groups[role]
-
-
-def _gradient_applies(ctx: Context, role: str) -> str | None:
-    if role == "classification" and ctx.spec.classes == 1 and ctx.codec.cls == "softmax":
-        return "one class under softmax: see classification.single_class"
-    return None
-
-
 @prop(
     "gradient_flows",
     components=ALL,
     draws=lambda ctx, c: with_seed(scene_draws(ctx, crowded=None)),
-    applies=_gradient_applies,
+    applies=skip_one_class,
     bugs=(3, 4, 8, 9),
 )
 def gradient_flows(ctx: Context, role: str, d: dict[str, Any]) -> Outcome:
@@ -305,7 +277,7 @@ def gradient_flows(ctx: Context, role: str, d: dict[str, Any]) -> Outcome:
     v = ev.values[role]
     if not np.isfinite(v):
         raise NonFinite(role, case.label, v)
-    active = active_anchors(role, scene)
+    active = governed_union(ctx, role, scene)[1]
     n_active = int(active.sum())
     if n_active == 0:
         return Outcome.ok(info="no active anchor in this scene")

@@ -15,15 +15,10 @@ from lossaudit.properties._helpers import (
     fmt,
     grad_norms,
     scene_draws,
+    skip_one_class,
     tol,
 )
 from lossaudit.properties.registry import Context, NonFinite, Outcome, prop
-
-
-def _ignores_applies(ctx: Context, role: str) -> str | None:
-    if role == "classification" and ctx.spec.classes == 1 and ctx.codec.cls == "softmax":
-        return "one class under softmax: see classification.single_class"
-    return None
 
 
 def _ignores_draws(ctx: Context, role: str) -> st.SearchStrategy[Any]:
@@ -79,7 +74,7 @@ def unchanged_when(ctx: Context, role: str, d: dict[str, Any], *, where: str) ->
     "ignores_empty_anchors",
     components=("coordinates", "classification", "objects"),
     draws=_ignores_draws,
-    applies=_ignores_applies,
+    applies=skip_one_class,
     bugs=(25, 27),
 )
 def ignores_empty_anchors(ctx: Context, role: str, d: dict[str, Any]) -> Outcome:
