@@ -18,7 +18,7 @@ STAGES = [
     {"properties"},
     {"audit", "report"},
     {"render"},
-    {"targets", "config", "gate", "cli", "pytest_plugin", "examples", "__init__"},
+    {"targets", "config", "gate", "logs", "keras", "cli", "pytest_plugin", "examples", "__init__"},
 ]
 
 
