@@ -40,8 +40,10 @@ __all__ = [
     "ROLES",
     "Adapter",
     "Evaluation",
+    "Training",
     "base_roles",
     "role_for_name",
+    "train",
 ]
 
 #: Components a loss can report, in the canonical order.
@@ -383,7 +385,8 @@ class Adapter:
             comps["total"] = tf.add_n(shaped) if len(shaped) > 1 else shaped[0]
         return comps, total_given, {r: tuple(n) for r, n in names.items()}
 
-    def _computation(self, mode: str) -> Callable[..., Any]:
+    def _forward(self) -> Callable[[Any, Any], Any]:
+        """``forward(y_true, y_pred) -> (comps, scalars, total_given, names)`` on tensors."""
         tf = _tf()
         # Autograph converts the user's loss (it may branch on tensors), not lossaudit's own
         # bookkeeping around it.
@@ -398,6 +401,12 @@ class Adapter:
             comps, total_given, names = normalise(out, captured, batch)
             scalars = {r: (tf.reduce_mean(v) if v.shape.rank == 1 else v) for r, v in comps.items()}
             return comps, scalars, total_given, names
+
+        return forward
+
+    def _computation(self, mode: str) -> Callable[..., Any]:
+        tf = _tf()
+        forward = self._forward()
 
         def run(y_true: Any, y_pred: Any) -> Any:
             grads, connected = {}, {}
@@ -527,3 +536,153 @@ class Adapter:
             return self._call(mode, y_true, y_pred), None
         except Exception as exc:
             return None, describe_exception(exc)
+
+
+@dataclass(frozen=True)
+class Training:
+    """What a short optimisation of a loss's total did to each component.
+
+    ``values[role]`` holds the component at every step (``steps + 1`` values, the start first);
+    ``param_grads[role]`` the gradient of each component with respect to the trained parameters
+    at the start, flattened (the free predictions, or the head's weights); ``final`` the raw
+    predictions after the last step. ``error`` is the loss's own error when a step raised.
+    """
+
+    model: str
+    values: dict[str, np.ndarray]
+    param_grads: dict[str, np.ndarray]
+    final: np.ndarray
+    error: str | None = None
+
+
+def _head(spec_shape: tuple[int, ...], channels_in: int, seed: int) -> Any:
+    """A tiny convolutional head: images ``(batch, 4H, 4W, c)`` -> raw ``(batch, H, W, A, 5 + C)``."""
+    import keras
+
+    _, h, w, anchors, depth = spec_shape
+    keras.utils.set_random_seed(seed)
+    return keras.Sequential(
+        [
+            keras.Input((4 * h, 4 * w, channels_in)),
+            keras.layers.Conv2D(16, 3, padding="same", activation="relu"),
+            keras.layers.AveragePooling2D(4),
+            keras.layers.Conv2D(32, 3, padding="same", activation="relu"),
+            keras.layers.Conv2D(anchors * depth, 1),
+            keras.layers.Reshape((h, w, anchors, depth)),
+        ]
+    )
+
+
+def _train(
+    adapter: Adapter,
+    y_true: np.ndarray,
+    start: np.ndarray | None,
+    images: np.ndarray | None,
+    *,
+    steps: int,
+    learning_rate: float,
+    seed: int,
+) -> Training:
+    tf = _tf()
+    import keras
+
+    forward = adapter._forward()
+    eager = adapter.graph_error is not None
+    y_true_t = tf.constant(y_true, tf.float32)
+    if images is None:
+        assert start is not None
+        model = "free"
+        var = tf.Variable(start.astype(np.float32))
+        params = [var]
+
+        def predict() -> Any:
+            return tf.identity(var)
+    else:
+        model = "conv head"
+        net = _head(y_true.shape, images.shape[-1], seed)
+        images_t = tf.constant(images, tf.float32)
+        params = list(net.trainable_variables)
+
+        def predict() -> Any:
+            return net(images_t, training=True)
+
+    optimizer = keras.optimizers.Adam(learning_rate)
+
+    def grads_of_components() -> Any:
+        per_role = {}
+        with tf.GradientTape(persistent=not adapter.separate_passes) as tape:
+            scalars = forward(y_true_t, predict())[1]
+        for role in scalars:
+            if adapter.separate_passes:
+                with tf.GradientTape() as tape:
+                    target = forward(y_true_t, predict())[1][role]
+            else:
+                target = scalars[role]
+            gs = tape.gradient(target, params)
+            per_role[role] = tf.concat(
+                [
+                    tf.reshape(g, [-1]) if g is not None else tf.zeros([int(np.prod(p.shape))])
+                    for g, p in zip(gs, params, strict=True)
+                ],
+                0,
+            )
+        del tape
+        return scalars, per_role
+
+    def step() -> Any:
+        with tf.GradientTape() as tape:
+            scalars = forward(y_true_t, predict())[1]
+        gs = tape.gradient(scalars["total"], params)
+        optimizer.apply_gradients(
+            [(g, p) for g, p in zip(gs, params, strict=True) if g is not None]
+        )
+        return scalars
+
+    if not eager:
+        grads_of_components = tf.function(grads_of_components)
+        step = tf.function(step)
+    history: dict[str, list[float]] = {}
+    param_grads: dict[str, np.ndarray] = {}
+    error = None
+    try:
+        scalars, per_role = grads_of_components()
+        param_grads = {r: g.numpy().astype(np.float64) for r, g in per_role.items()}
+        for r, v in scalars.items():
+            history[r] = [float(v.numpy())]
+        for _ in range(steps):
+            for r, v in step().items():
+                history[r].append(float(v.numpy()))
+    except Exception as exc:  # the loss's error during training: reported, never raised
+        error = describe_exception(exc)
+    final = predict().numpy()
+    return Training(
+        model=model,
+        values={r: np.asarray(v, dtype=np.float64) for r, v in history.items()},
+        param_grads=param_grads,
+        final=final,
+        error=error,
+    )
+
+
+def train(
+    adapter: Adapter,
+    y_true: np.ndarray,
+    *,
+    start: np.ndarray | None = None,
+    images: np.ndarray | None = None,
+    steps: int = 60,
+    learning_rate: float = 0.05,
+    seed: int = 0,
+) -> Training:
+    """Minimise the loss's total with Adam for ``steps`` steps and record every component.
+
+    With ``start`` the predictions themselves are the variables (free predictions); with
+    ``images`` a tiny convolutional head (:func:`_head`) maps them to predictions, so gradients
+    pass through real layers with shared weights. Traced once per call with ``tf.function``
+    unless the loss cannot be traced (then eagerly).
+    """
+    if (start is None) == (images is None):
+        raise ValueError("train() needs exactly one of start= (free predictions) or images=")
+    return _train(
+        adapter, y_true, start, images, steps=steps, learning_rate=learning_rate, seed=seed
+    )

@@ -25,6 +25,7 @@ from lossaudit.spec import (
     OBJ_CH,
     Codec,
     GridSpec,
+    Obj,
     Scene,
 )
 
@@ -38,9 +39,11 @@ __all__ = [
     "randomized_anchors",
     "repeated",
     "scaled",
+    "scene_images",
     "set_class_logit",
     "set_confidence",
     "shifted",
+    "training_scene",
     "transposed",
 ]
 
@@ -279,3 +282,50 @@ def transposed(case: Case) -> Case:
     raw = np.swapaxes(case.y_pred, 1, 2).copy()
     raw[..., [0, 1, 2, 3]] = raw[..., [1, 0, 3, 2]]
     return Case(case.scene.transposed(), raw, f"{case.label} | transposed()")
+
+
+def training_scene(spec: GridSpec) -> Scene:
+    """A fixed scene for training runs and the balance table: one object per image, plus a
+    second in image 0 when the grid has room, spread over cells, anchors and classes.
+
+    Deterministic, so training diagnostics and balance tables are the same on every run.
+    """
+    objects = []
+    for b in range(spec.batch):
+        i, j = (2 * b + 1) % spec.H, (3 * b + 1) % spec.W
+        a, cls = b % spec.anchors, b % spec.classes
+        x, y = (0.3, 0.6) if b % 2 == 0 else (0.7, 0.35)
+        objects.append(Obj(b, i, j, a, x, y, 0.25 + 0.1 * (b % 3), 0.35, cls))
+    if spec.H * spec.W * spec.anchors > 1:
+        first = objects[0]
+        slot = (0, 0, 0, spec.anchors - 1) if first.slot != (0, 0, 0, spec.anchors - 1) else None
+        if slot is not None and spec.H * spec.W > 1 and (first.i, first.j) != (0, 0):
+            objects.append(Obj(*slot, 0.5, 0.5, 0.45, 0.2, (spec.classes - 1)))
+    return Scene(spec, tuple(objects))
+
+
+#: Pixels per grid cell in :func:`scene_images`.
+PIXELS_PER_CELL = 4
+
+
+def scene_images(scene: Scene, *, seed: int = 0) -> np.ndarray:
+    """Synthetic images ``(batch, 4H, 4W, 4)`` for a scene: each object painted as a filled box
+    (channel 0), its class as a level (channel 1), pixel coordinates (channels 2, 3), plus faint
+    noise. What a tiny convolutional head can learn to detect in a few dozen steps.
+    """
+    spec = scene.spec
+    k = PIXELS_PER_CELL
+    h, w = spec.H * k, spec.W * k
+    rng = np.random.default_rng(seed)
+    img = np.zeros((spec.batch, h, w, 4), dtype=np.float64)
+    img[..., 0:2] = rng.normal(0.0, 0.05, (spec.batch, h, w, 2))
+    rows = (np.arange(h) + 0.5) / h
+    cols = (np.arange(w) + 0.5) / w
+    img[..., 2] = cols[None, None, :]
+    img[..., 3] = rows[None, :, None]
+    for o in scene.objects:
+        cx, cy = (o.j + o.x) / spec.W, (o.i + o.y) / spec.H
+        inside = (np.abs(cols[None, :] - cx) <= o.w / 2) & (np.abs(rows[:, None] - cy) <= o.h / 2)
+        img[o.b, ..., 0] += inside
+        img[o.b, ..., 1] += inside * (o.cls + 1) / spec.classes
+    return img.astype(np.float32)

@@ -210,6 +210,32 @@ class Codec:
             out[..., CLS0:] = np.clip(out[..., CLS0:], 0.0, 1.0)
         return out
 
+    # -- raw -> truth space ------------------------------------------------------------------
+    def decode(self, raw: np.ndarray, spec: GridSpec) -> dict[str, np.ndarray]:
+        """What raw outputs ``(batch, H, W, anchors, 5 + C)`` mean: ``xy`` cell offsets and
+        ``wh`` image fractions ``(..., 2)``, ``obj`` and ``cls`` as probabilities (for drawing
+        predicted boxes; identity codecs pass values through)."""
+        raw = np.asarray(raw, dtype=np.float64)
+        with np.errstate(over="ignore", invalid="ignore"):
+            xy = raw[..., 0:2] if self.xy == "identity" else 1.0 / (1.0 + np.exp(-raw[..., 0:2]))
+            if self.wh == "identity":
+                wh = raw[..., 2:4]
+            elif self.wh == "square":
+                wh = np.square(raw[..., 2:4])
+            else:
+                wh = np.exp(np.clip(raw[..., 2:4], -50, 50)) * self.anchor_grid(spec)
+            o = raw[..., OBJ_CH]
+            obj = o if self.obj == "identity" else 1.0 / (1.0 + np.exp(-o))
+            c = raw[..., CLS0:]
+            if self.cls == "identity":
+                cls = c
+            elif self.cls == "softmax":
+                e = np.exp(c - c.max(axis=-1, keepdims=True))
+                cls = e / e.sum(axis=-1, keepdims=True)
+            else:
+                cls = 1.0 / (1.0 + np.exp(-c))
+        return {"xy": xy, "wh": wh, "obj": obj, "cls": cls}
+
     @property
     def saturating_obj(self) -> bool:
         return self.obj != "identity"

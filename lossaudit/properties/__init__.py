@@ -17,6 +17,7 @@ from lossaudit.properties import (  # noqa: F401  (importing registers the built
     generic,
     masking,
     total,
+    training,
 )
 from lossaudit.properties.registry import (
     COMPONENTS,

@@ -84,6 +84,8 @@ class Context:
     roles: tuple[str, ...] = ()
     total_given: bool = True
     examples: int = 0
+    #: Work shared by several properties of one audit (a training run), keyed by its name.
+    cache: dict[str, Any] = field(default_factory=dict)
 
     def evaluate(self, case: Case) -> Evaluation:
         return self.adapter.evaluate(case)

@@ -25,8 +25,9 @@ def test_correct_fixture_passes_every_property(fixture, classes, audited):
     ran = [r for r in report.results if r.status == "pass"]
     assert len(ran) >= 10, f"only {len(ran)} properties ran on {fixture.name}"
     warned = [r.property for r in report.results if r.status == "warn"]
-    # The one warning a correct loss may get: a softmax class term with one class.
-    assert set(warned) <= {"classification.single_class"}
+    # The one warning a correct loss may get: a softmax class term with one class (reported by
+    # single_class, and by trains as the cause of a class term that cannot train).
+    assert set(warned) <= {"classification.single_class", "classification.trains"}
     if warned:
         assert n == 1 and fixture.codec["cls"] == "softmax"
 
@@ -48,9 +49,40 @@ def test_bug_zoo_loss_is_caught_by_its_property(fixture, audited):
         assert by_name[name].status == "fail", f"{name}: {by_name[name].message}"
 
 
+TRAINING_BUGS = [f for f in BUGS if f.trains]
+#: Twins whose training diagnostic is checked too: ``(twin, property, cause)``.
+TRAINING_TWINS = [
+    ("scalar__sqrt_distance", "total.trains", "nan"),
+    ("confidence__noobj_target_inverted", "confidence.trains", "optimum off the truth"),
+]
+
+
+@pytest.mark.parametrize("fixture", TRAINING_BUGS, ids=lambda f: f.name)
+def test_training_diagnostic_names_the_term_and_its_cause(fixture, audited):
+    """Every zoo loss whose symptom is "this term does not train" gets that term's trains
+    result failing (warning for the one-class softmax) with the right cause."""
+    name, cause = fixture.trains_check
+    report = audited(fixture, only=[name], shrink=False)
+    (result,) = report.results
+    assert result.status == ("warn" if fixture.name == "softmax_one_class" else "fail"), (
+        result.message
+    )
+    assert result.observed.split(": ", 1)[1].startswith(cause), result.observed
+
+
+@pytest.mark.parametrize("twin, name, cause", TRAINING_TWINS, ids=[t[0] for t in TRAINING_TWINS])
+def test_training_diagnostic_on_twins(twin, name, cause, audited):
+    from fixtures.catalog import get
+
+    (result,) = audited(get(twin), only=[name], shrink=False).results
+    assert result.status == "fail"
+    assert result.observed.split(": ", 1)[1].startswith(cause), result.observed
+
+
 def test_every_property_fails_on_some_bug_zoo_loss():
     """Each registered property, per component, is failed by at least one zoo loss (or twin)."""
     caught = {f.catches for f in BUGS + TWINS} | {n for f in BUGS for n in f.also}
+    caught |= {f.trains_check[0] for f in TRAINING_BUGS} | {t[1] for t in TRAINING_TWINS}
     assert [n for n in properties.names() if n not in caught] == []
 
 

@@ -1,0 +1,326 @@
+"""Training response: every component must fall when the loss's total is minimised.
+
+Two short runs on a fixed scene (:func:`lossaudit.scenarios.training_scene`), shared by every
+component's check: Adam on free prediction variables starting from typical untrained outputs,
+and Adam on a tiny convolutional head over synthetic images of the scene, so gradients pass
+through shared weights as in a real detector. A component that does not fall gets a cause, read
+off the evidence rather than guessed:
+
+- ``nan``: a value turned NaN or infinite during training;
+- ``diverging``: it ended higher than it started;
+- ``optimum off the truth``: training drove it clearly below its value at the true
+  predictions, so minimising it pulls predictions away from the truth;
+- ``constant``: it has the same value whatever the predictions (no gradient can exist);
+- ``disconnected``: its value changes with the predictions but no gradient reaches them
+  (``stop_gradient``, a NumPy round trip, ``argmax``);
+- ``vanishing``: some gradient reaches it, but orders of magnitude less than its distance from
+  the truth calls for (a saturated activation);
+- ``drowned``: it has a gradient of its own, but its share of the total's gradient on the
+  outputs or weights it shares with other terms is tiny;
+- ``stalls``: none of the above, yet it fell by less than the margin.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from hypothesis import strategies as st
+
+from lossaudit import scenarios as sc
+from lossaudit.adapter import Training, base_roles, train
+from lossaudit.properties._helpers import (
+    ZERO_GRAD,
+    cells_where,
+    fmt,
+    governed_union,
+    one_class_softmax,
+    tol,
+)
+from lossaudit.properties.registry import Context, Outcome, prop
+
+#: A component trains when it closes at least this fraction of its gap to the truth's value.
+FALL_FRACTION = 0.25
+#: Below this share of the total's gradient, a component that does not train is drowned.
+DROWNED_SHARE = 0.005
+#: Gradient norm per unit of gap below which a component's gradient is vanishing.
+VANISHING = 1e-3
+FREE_STEPS, FREE_RATE = 100, 0.05
+HEAD_STEPS, HEAD_RATE = 150, 0.01
+RUNS = ("free predictions", "conv head")
+
+
+def _runs(ctx: Context) -> dict[str, Any]:
+    """The two training runs and the reference values, computed once per audit."""
+    if "training" not in ctx.cache:
+        scene = sc.training_scene(ctx.spec)
+        start = sc.noisy(scene, ctx.codec, seed=0)
+        truth = sc.perfect(scene, ctx.codec)
+        y_true = scene.truth()
+        runs = {
+            "free predictions": train(
+                ctx.adapter, y_true, start=start.y_pred, steps=FREE_STEPS, learning_rate=FREE_RATE
+            ),
+            "conv head": train(
+                ctx.adapter,
+                y_true,
+                images=sc.scene_images(scene),
+                steps=HEAD_STEPS,
+                learning_rate=HEAD_RATE,
+            ),
+        }
+        ctx.cache["training"] = {
+            "scene": scene,
+            "start": start,
+            "truth": ctx.evaluate(truth),
+            "start_eval": ctx.evaluate(start),
+            "other_eval": ctx.evaluate(sc.noisy(scene, ctx.codec, seed=1)),
+            "runs": runs,
+        }
+    return ctx.cache["training"]
+
+
+def contributions(grads: dict[str, np.ndarray], total_given: bool) -> dict[str, np.ndarray]:
+    """Each base component's part of the total's gradient: ``w_i * g_i`` with the weights
+    ``w`` fitted so that ``sum_i w_i g_i`` best matches the total's own gradient (a loss is
+    free to weight its terms; a total lossaudit summed has weight 1 each)."""
+    roles = [r for r in base_roles(grads) if r in grads]
+    if not roles or "total" not in grads:
+        return {}
+    if not total_given:
+        return {r: grads[r] for r in roles}
+    matrix = np.stack([grads[r] for r in roles], axis=1)
+    if not np.all(np.isfinite(matrix)) or not np.all(np.isfinite(grads["total"])):
+        return {r: grads[r] for r in roles}
+    weights, *_ = np.linalg.lstsq(matrix, grads["total"], rcond=None)
+    return {r: w * grads[r] for r, w in zip(roles, weights, strict=True)}
+
+
+def share(
+    parts: dict[str, np.ndarray], role: str, where: np.ndarray | None = None
+) -> dict[str, float]:
+    """Each part's share of the summed gradient norms, restricted to ``where`` when given."""
+    norms = {r: float(np.linalg.norm(g if where is None else g[where])) for r, g in parts.items()}
+    whole = sum(norms.values())
+    return {r: (n / whole if whole > 0 else 0.0) for r, n in norms.items()}
+
+
+def _share_of(ctx: Context, role: str, run: Training, scene: Any) -> tuple[float, str] | None:
+    """``role``'s share of the total's gradient where it competes, and the biggest rival."""
+    parts = contributions(run.param_grads, ctx.total_given)
+    members = [
+        r for r in parts if r == role or (role == "confidence" and r in ("objects", "no_objects"))
+    ]
+    if not members:
+        return None
+    where = None
+    if run.model == "free":
+        channels, _ = governed_union(ctx, role, scene)
+        where = channels.reshape(-1)
+    shares = share(parts, role, where)
+    mine = sum(shares[r] for r in members)
+    rivals = {r: v for r, v in shares.items() if r not in members}
+    if not rivals:
+        return None
+    return mine, max(rivals, key=rivals.__getitem__)
+
+
+def _cause(ctx: Context, role: str, name: str, run: Training, data: dict[str, Any]) -> str:
+    """Why ``role`` did not fall in ``run``, from evidence."""
+    start, other, truth = data["start_eval"], data["other_eval"], data["truth"]
+    v0, vt = start.values[role], truth.values[role]
+    if not all(np.all(np.isfinite(g)) for g in (start.grads[role], *run.param_grads.values())):
+        return "nan: the gradient is not finite at the start of training"
+    channels, _ = governed_union(ctx, role, data["scene"])
+    grad = start.grads[role][channels] if channels.any() else start.grads[role].reshape(-1)
+    gnorm = float(np.linalg.norm(grad)) if start.connected.get(role, True) else 0.0
+    if gnorm <= ZERO_GRAD:
+        values = (v0, vt, other.values[role])
+        if max(values) - min(values) <= tol(v0):
+            hint = (
+                " (a softmax over one class is always 1: this term can never train)"
+                if role == "classification" and one_class_softmax(ctx)
+                else ""
+            )
+            return f"constant: {fmt(v0)} whatever the predictions{hint}"
+        return (
+            f"disconnected: its value changes with the predictions ({fmt(v0)} at the start, "
+            f"{fmt(vt)} at the truth) but no gradient reaches {_channels(role)} "
+            "(stop_gradient, a NumPy round trip, argmax, or a mask applied to the predictions)"
+        )
+    gap = abs(v0 - vt)
+    if gnorm < VANISHING * max(gap, 1e-3):
+        return (
+            f"vanishing: gradient norm {fmt(gnorm)} on {_channels(role)} against a distance "
+            f"of {fmt(gap)} from its value at the truth (a saturated activation?)"
+        )
+    found = _share_of(ctx, role, run, data["scene"])
+    if found is not None and found[0] < 1e-6:
+        return (
+            f"left out of the total: the total's gradient carries none of {role} (fitted weight "
+            "0), so minimising the total never trains it"
+        )
+    if found is not None and found[0] < DROWNED_SHARE:
+        mine, rival = found
+        return (
+            f"drowned by {rival}: {mine:.1%} of the total's gradient on the "
+            f"{'outputs' if run.model == 'free' else 'shared weights'} it trains "
+            f"(raise its weight or normalise the other term)"
+        )
+    values = run.values[role]
+    end = float(np.median(values[-5:]))
+    if end > v0 + tol(v0) + 0.05 * gap:
+        return f"diverging: rises from {fmt(v0)} to {fmt(end)} while the total is minimised"
+    return (
+        f"stalls: falls only from {fmt(values[0])} to {fmt(values[-1])} in {len(values) - 1} steps"
+    )
+
+
+def _channels(role: str) -> str:
+    from lossaudit.properties._helpers import CHANNELS
+
+    return CHANNELS.get(role, "its channels")
+
+
+def _verdict(ctx: Context, role: str, name: str, run: Training, data: dict[str, Any]) -> str | None:
+    """``None`` when ``role`` trains in ``run``, else what went wrong and why."""
+    values = run.values.get(role)
+    if values is None or len(values) < 2:
+        return f"the run stopped before the first step: {run.error}" if run.error else None
+    vt = data["truth"].values[role]
+    bad = np.flatnonzero(~np.isfinite(values))
+    if bad.size:
+        return f"nan: turns {values[bad[0]]} at step {int(bad[0])}"
+    v0, end = values[0], float(np.median(values[-5:]))
+    gap = v0 - vt
+    low = float(values.min())
+    if low < vt - (0.05 * abs(gap) + tol(vt) + 1e-4):
+        return (
+            f"optimum off the truth: training drove it to {fmt(low)}, below its value at the "
+            f"true predictions ({fmt(vt)}), so minimising it pulls predictions away from the truth"
+        )
+    if gap > tol(v0) and v0 - end >= FALL_FRACTION * gap:
+        stuck = _stuck_object_anchors(ctx, role, run, data)
+        if stuck is None or not stuck[0].any():
+            return None
+        mask, of = stuck
+        return (
+            f"part disconnected: it falls, but the predictions of {int(mask.sum())} of {of} "
+            f"object anchors it governs never moved ({_channels(role)}): no gradient reaches them "
+            "(an anchor or scale the target assignment never selects?)"
+        )
+    return _cause(ctx, role, name, run, data)
+
+
+def _stuck_object_anchors(
+    ctx: Context, role: str, run: Training, data: dict[str, Any]
+) -> tuple[np.ndarray, int] | None:
+    """Object anchors whose governed channels training never moved (free predictions only)."""
+    if run.model != "free" or role not in ("coordinates", "objects", "classification"):
+        return None
+    channels, anchors = governed_union(ctx, role, data["scene"])
+    moved = np.abs(run.final.astype(np.float64) - data["start"].y_pred) > 1e-6
+    moved_any = np.any(moved & channels, axis=-1)
+    return anchors & ~moved_any, int(anchors.sum())
+
+
+@prop(
+    "trains",
+    components=("coordinates", "objects", "no_objects", "classification", "confidence", "total"),
+    draws=lambda ctx, c: st.just({"scene": sc.training_scene(ctx.spec)}),
+    bugs=(1, 2, 3, 4, 9, 10, 28),
+)
+def trains(ctx: Context, role: str, _: Any) -> Outcome:
+    """When the total is minimised, the component falls by at least a quarter of its distance
+    from its value at the truth, with free predictions and through a tiny convolutional head.
+
+    Otherwise the result names the cause from evidence: NaN, diverging, optimum off the truth,
+    constant, disconnected, vanishing gradient, drowned by another term, or stalled. Answers
+    "why does this component not respond to training?" before a week of training does.
+    """
+    data = _runs(ctx)
+    falls = []
+    for name in RUNS:
+        run = data["runs"][name]
+        problem = _verdict(ctx, role, name, run, data)
+        values = run.values.get(role, np.zeros(1))
+        if problem is not None:
+            stuck = _stuck_object_anchors(ctx, role, run, data)
+            cells = (
+                cells_where(stuck[0]) if stuck is not None and problem.startswith("part") else ()
+            )
+            one_class = role == "classification" and one_class_softmax(ctx)
+            return Outcome(
+                "warn" if one_class and problem.startswith("constant") else "fail",
+                expected=(
+                    f"{role} falls by at least {FALL_FRACTION:.0%} of its distance to its value "
+                    f"at the truth ({fmt(data['truth'].values[role])}) when the total is minimised"
+                ),
+                observed=f"{name}: {problem}",
+                cells=cells,
+                of=stuck[1] if cells and stuck is not None else 0,
+                of_what="object anchors",
+                values={
+                    "run": name,
+                    "start": float(values[0]),
+                    "end": float(values[-1]),
+                    "truth": data["truth"].values[role],
+                },
+            )
+        falls.append(f"{name}: {fmt(values[0])} -> {fmt(values[-1])}")
+    return Outcome.ok(info="; ".join(falls))
+
+
+@prop(
+    "not_drowned",
+    components=("coordinates", "objects", "no_objects", "classification", "confidence"),
+    draws=lambda ctx, c: st.just({"scene": sc.training_scene(ctx.spec)}),
+    bugs=(29,),
+    applies=lambda ctx, c: (
+        "one class under softmax: see classification.single_class"
+        if c == "classification" and one_class_softmax(ctx)
+        else None
+    ),
+)
+def not_drowned(ctx: Context, role: str, _: Any) -> Outcome:
+    """At typical untrained predictions, the component's share of the total's gradient on the
+    weights of a convolutional head (shared by every term) is at least 0.5%.
+
+    A warning, not a failure: a drowned term still has a gradient, but the optimiser hears
+    little of it, the way 844 empty anchors drown one object anchor. The share is of the
+    summed gradient norms of the weighted terms; doubling the term's weight roughly doubles it.
+    """
+    data = _runs(ctx)
+    run = data["runs"]["conv head"]
+    if run.error:
+        return Outcome.ok(info=f"no training run: {run.error}")
+    grads = run.param_grads
+    if not all(np.all(np.isfinite(g)) for g in grads.values()):
+        return Outcome.ok(info="non-finite gradients: see the finite properties")
+    own = [
+        r for r in grads if r == role or (role == "confidence" and r in ("objects", "no_objects"))
+    ]
+    if not own or sum(float(np.linalg.norm(grads[r])) for r in own) <= ZERO_GRAD:
+        return Outcome.ok(info="no gradient of its own: see gradient_flows and trains")
+    found = _share_of(ctx, role, run, data["scene"])
+    if found is None:
+        return Outcome.ok(info="no other term competes for the weights")
+    mine, rival = found
+    if mine < 1e-6:
+        return Outcome(
+            "warn",
+            expected=f"{role} is part of the total the optimiser minimises",
+            observed=f"the total's gradient carries none of {role}: it is left out of the total",
+            values={"share": mine},
+        )
+    if mine < DROWNED_SHARE:
+        return Outcome(
+            "warn",
+            expected=f"{role} gets at least {DROWNED_SHARE:.0%} of the total's gradient on shared weights",
+            observed=(
+                f"{100 * mine:.2g}% of the gradient; {rival} takes the most. It will barely move in "
+                "training: raise its weight, or normalise the dominant term by its anchor count"
+            ),
+            values={"share": mine, "rival": rival},
+        )
+    return Outcome.ok(info=f"{mine:.1%} of the total's gradient on shared weights")
