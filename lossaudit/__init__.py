@@ -37,3 +37,12 @@ __all__ = [
     "render_json",
     "render_text",
 ]
+
+
+def __getattr__(name: str) -> object:
+    """``lossaudit.keras`` on first use (it needs Keras, so ``import lossaudit`` does not load it)."""
+    if name == "keras":
+        import importlib
+
+        return importlib.import_module("lossaudit.keras")
+    raise AttributeError(f"module 'lossaudit' has no attribute {name!r}")
