@@ -250,6 +250,36 @@ def build_parser() -> argparse.ArgumentParser:
     base.add_argument(
         "--update", action="store_true", help="overwrite an existing baseline (accept the change)"
     )
+
+    tb = sub.add_parser(
+        "tensorboard",
+        help="diagnose the loss components a training run logged to TensorBoard",
+        description=(
+            "Read the TensorBoard event files under LOGDIR (runs are subdirectories), find the "
+            "loss components among the scalar tags and say whether each responds to training: "
+            "responding, flat, zero, diverging, nan or drowned. Exit code 0: every component "
+            "responds; 1: one does not; 2: usage error (bad LOGDIR, no event files, no loss tags)."
+        ),
+    )
+    tb.add_argument("logdir", type=Path, metavar="LOGDIR", help="the log_dir training wrote to")
+    tb.add_argument(
+        "--format", choices=("text", "json"), default="text", help="output format (default text)"
+    )
+    tb.add_argument(
+        "--out", type=Path, metavar="FILE", help="write the output to FILE (atomically)"
+    )
+    tb.add_argument(
+        "--plot", type=Path, metavar="FILE.png", help="also draw the curves to a PNG file"
+    )
+    tb.add_argument(
+        "--component",
+        type=_component,
+        action="append",
+        default=[],
+        metavar="TAG=ROLE",
+        help="map a tag to a role (coordinates, objects, no_objects, classification, "
+        "confidence, total, ignore); repeatable",
+    )
     return parser
 
 
@@ -483,6 +513,37 @@ def _baseline(args: argparse.Namespace) -> ExitCode:
     return ExitCode.OK
 
 
+def _tensorboard(args: argparse.Namespace) -> ExitCode:
+    from lossaudit import logs
+
+    for path, what in ((args.out, "--out"), (args.plot, "--plot")):
+        if path is not None:
+            _check_out(path, what)
+    diagnosis = logs.diagnose_logdir(args.logdir, components=dict(args.component))
+    text = logs.render_json(diagnosis) if args.format == "json" else logs.render_text(diagnosis)
+    for path, what in ((args.plot, "plot"), (args.out, f"{args.format} diagnosis")):
+        if path is None:
+            continue
+        try:
+            if path is args.plot:
+                logs.plot_png(diagnosis, path)
+            else:
+                write_atomic(path, text)
+        except OSError as exc:
+            raise UsageError(
+                f"cannot write the {what} to {str(path)!r}: {exc.strerror or exc}. "
+                "Choose a path you can write to."
+            ) from None
+    counts = ", ".join(f"{n} {s}" for s, n in diagnosis.summary.items() if n)
+    if args.out is None:
+        sys.stdout.write(text)
+    else:
+        sys.stdout.write(f"lossaudit: wrote {args.format} diagnosis to {args.out}: {counts}\n")
+    if args.plot is not None:
+        sys.stderr.write(f"lossaudit: wrote the curves to {args.plot}\n")
+    return ExitCode.OK if diagnosis.ok else ExitCode.FAILED
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Console entry point; returns an :class:`ExitCode`."""
     parser = build_parser()
@@ -500,6 +561,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _check(args)
         if args.command == "baseline":
             return _baseline(args)
+        if args.command == "tensorboard":
+            return _tensorboard(args)
         return _report(args)
     except (LossAuditError, UsageError) as exc:
         sys.stderr.write(f"lossaudit: error: {exc}\n")
