@@ -21,7 +21,7 @@ from lossaudit.adapter import Adapter, describe_exception, import_tensorflow
 from lossaudit.errors import InvalidArgument, LossError, invalid
 from lossaudit.properties.registry import Context, NonFinite, Outcome, Property
 from lossaudit.report import COMPONENT_ORDER, Counterexample, Report, Result
-from lossaudit.scenarios import noisy, perfect
+from lossaudit.scenarios import Case, noisy, perfect
 from lossaudit.settings import PROFILES, Settings, resolve
 from lossaudit.spec import Codec, GridSpec, Obj, Scene
 
@@ -33,10 +33,11 @@ MAX_CELLS = 20
 
 
 class _Falsified(Exception):
-    def __init__(self, outcome: Outcome, drawn: Any):
+    def __init__(self, outcome: Outcome, drawn: Any, cases: list[Case]):
         super().__init__(outcome.observed)
         self.outcome = outcome
         self.drawn = drawn
+        self.cases = cases
 
 
 class _Errored(Exception):
@@ -101,7 +102,48 @@ def _scene_code(scene: Scene) -> str:
     return f"spec  = {scene.spec!r}\nscene = [{inner}]"
 
 
-def _counterexample(drawn: Any, outcome: Outcome | None) -> Counterexample | None:
+def _drawn_case(cases: list[Case], scene: Scene) -> Case | None:
+    """The case to draw for a failure: the first one on the failing scene that is not the
+    perfect prediction (the shifted box, the extreme logit), else the first."""
+    mine = [c for c in cases if c.scene == scene]
+    for case in mine:
+        if case.label != "perfect":
+            return case
+    return mine[0] if mine else None
+
+
+def _predicted(case: Case, codec: Codec, cells: Iterable[Iterable[int]]) -> list[dict[str, Any]]:
+    """Decoded predicted boxes of ``case`` at its object anchors and at the offending cells."""
+    decoded = codec.decode(case.y_pred, case.spec)
+    objects = {o.slot for o in case.scene.objects}
+    slots = list(objects) + [tuple(c) for c in cells if tuple(c) not in objects]
+    out = []
+    for slot in sorted(slots)[: MAX_CELLS + len(objects)]:
+        b, i, j, a = (int(v) for v in slot)
+        xy, wh = decoded["xy"][b, i, j, a], decoded["wh"][b, i, j, a]
+        out.append(
+            {
+                "b": b,
+                "i": i,
+                "j": j,
+                "a": a,
+                "x": float(xy[0]),
+                "y": float(xy[1]),
+                "w": float(wh[0]),
+                "h": float(wh[1]),
+                "obj": float(decoded["obj"][b, i, j, a]),
+                "kind": "object" if slot in objects else "offending",
+            }
+        )
+    return out
+
+
+def _counterexample(
+    drawn: Any,
+    outcome: Outcome | None,
+    cases: list[Case] | None = None,
+    codec: Codec | None = None,
+) -> Counterexample | None:
     if not isinstance(drawn, dict):
         return None
     main = drawn.get("scene")
@@ -112,12 +154,20 @@ def _counterexample(drawn: Any, outcome: Outcome | None) -> Counterexample | Non
         if key == "scene":
             continue
         params[key] = [repr(o) for o in value.objects] if isinstance(value, Scene) else value
+    case = _drawn_case(cases or [], main) if codec is not None else None
+    predicted = (
+        _predicted(case, codec, outcome.cells if outcome else ())
+        if case is not None and codec is not None
+        else []
+    )
     return Counterexample(
         spec=asdict(main.spec),
         scene=[asdict(o) for o in main.objects],
         code=_scene_code(main),
+        case=case.label if case is not None else "",
         params=params,
         observed=dict(outcome.values) if outcome else {},
+        predicted=predicted,
     )
 
 
@@ -140,6 +190,7 @@ def _run_property(
 
     def check(drawn: Any) -> None:
         ctx.examples += 1
+        ctx.seen.clear()
         try:
             outcome = prop.check(ctx, prop.component, drawn)
         except (LossError, NonFinite) as exc:
@@ -147,7 +198,7 @@ def _run_property(
         if outcome.status == "pass":
             seen.setdefault("pass", outcome)
             return
-        raise _Falsified(outcome, drawn)
+        raise _Falsified(outcome, drawn, list(ctx.seen))
 
     test = hypothesis.given(strategy)(check)
     test = settings.hypothesis_settings()(test)
@@ -156,7 +207,7 @@ def _run_property(
     try:
         test()
     except _Falsified as f:
-        return f.outcome.status, f.outcome, f.drawn, ""
+        return f.outcome.status, f.outcome, (f.drawn, f.cases), ""
     except _Errored as e:
         return "error", None, e.drawn, e.message
     except Flaky as exc:
@@ -202,7 +253,11 @@ def _result(
     reproduce: str,
     examples: int,
     seconds: float,
+    codec: Codec | None = None,
 ) -> Result:
+    cases: list[Case] = []
+    if isinstance(drawn, tuple):
+        drawn, cases = drawn
     if status == "error":
         message = error
         errored = _plain(prop, "error", message, reproduce, examples, seconds)
@@ -222,7 +277,7 @@ def _result(
         cells_count=len(outcome.cells),
         cells_of=outcome.of,
         cells_what=outcome.of_what,
-        counterexample=_counterexample(drawn, outcome),
+        counterexample=_counterexample(drawn, outcome, cases, codec),
         reproduce=reproduce,
         info=outcome.info,
         bugs=list(prop.bugs),
@@ -269,6 +324,7 @@ def audit(
     only: Iterable[str] | None = None,
     target: str | None = None,
     progress: Progress | None = None,
+    analyse_loss: bool = True,
 ) -> Report:
     """Audit ``loss`` component by component and return a :class:`~lossaudit.report.Report`.
 
@@ -284,6 +340,8 @@ def audit(
         only: property names to run (default: all that apply).
         target: how to name the loss in reproduce commands (``file.py:name``).
         progress: called as ``progress(index, total, property_name)`` before each property.
+        analyse_loss: also measure response curves, the gradient view and the balance table
+            (:mod:`lossaudit.analysis`) into ``Report.analysis``.
 
     Example:
         >>> from lossaudit import audit, GridSpec, Codec
@@ -406,6 +464,13 @@ def audit(
         results.append(_run_with_limit(prop, ctx, settings, reproduce, worker))
         if results[-1].message.startswith("did not finish within"):
             hung_in = prop.name
+    analysis: dict[str, Any] = {}
+    if hung_in is None and analyse_loss:
+        if progress is not None:
+            progress(len(selected), len(selected), "analysis (curves, gradients, balance)")
+        analysis, hung = _analysis(ctx, worker, settings.time_limit)
+        if hung:
+            hung_in = "the analysis"
     worker.close(hung=hung_in is not None)
 
     notes = []
@@ -436,7 +501,30 @@ def audit(
         components={r: list(probe.names.get(r, ())) for r in ctx.roles},
         notes=tuple(notes),
         stats=stats,
+        analysis=analysis,
     )
+
+
+def _analysis(ctx: Context, worker: _Worker, limit: float) -> tuple[dict[str, Any], bool]:
+    """Curves, gradient view, balance, and the training runs when a property made them."""
+    from lossaudit.analysis import analyse
+
+    try:
+        finished, out = worker.run(lambda: analyse(ctx), limit)
+    except Exception as exc:  # a bug in lossaudit: the verdicts stand without the pictures
+        return {"error": f"internal error in lossaudit's analysis: {describe_exception(exc)}"}, False
+    if not finished:
+        return {"error": f"did not finish within {limit:g}s"}, True
+    training = ctx.cache.get("training")
+    if training is not None:
+        out["training"] = {
+            name: {
+                "values": {r: [float(v) for v in vals] for r, vals in run.values.items()},
+                "error": run.error,
+            }
+            for name, run in training["runs"].items()
+        }
+    return out, False
 
 
 class _Worker:
@@ -518,4 +606,4 @@ def _run_with_limit(
         )
         return _plain(prop, "error", message, reproduce, examples, seconds)
     status, outcome, drawn, error = out
-    return _result(prop, status, outcome, drawn, error, reproduce, examples, seconds)
+    return _result(prop, status, outcome, drawn, error, reproduce, examples, seconds, ctx.codec)

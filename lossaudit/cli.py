@@ -196,9 +196,9 @@ def build_parser() -> argparse.ArgumentParser:
     o = rep.add_argument_group("output")
     o.add_argument(
         "--format",
-        choices=("text", "json", "markdown", "junit"),
+        choices=("text", "json", "markdown", "junit", "html"),
         default="text",
-        help="report format (default text)",
+        help="report format (default text; html is one self-contained page with pictures)",
     )
     o.add_argument(
         "--out",
@@ -234,6 +234,12 @@ def build_parser() -> argparse.ArgumentParser:
     chk.add_argument("--format", choices=("text", "markdown"), default="text", help="output format")
     chk.add_argument(
         "--out", type=Path, metavar="FILE", help="also write the output to FILE (atomically)"
+    )
+    chk.add_argument(
+        "--html",
+        type=Path,
+        metavar="FILE",
+        help="also write an HTML page (drift table and every loss's report) to FILE (atomically)",
     )
 
     base = sub.add_parser(
@@ -329,8 +335,18 @@ def _list_properties() -> str:
 
 
 def _progress(stream: object) -> object:
+    """A one-line progress display for a terminal: which property runs, how many remain, time."""
+    import time
+
+    started = time.monotonic()
+
     def show(index: int, total: int, name: str) -> None:
-        stream.write(f"\r\x1b[2K[{index + 1}/{total}] {name}")  # type: ignore[attr-defined]
+        elapsed = time.monotonic() - started
+        if index >= total:
+            line = f"{total}/{total} properties done; {name} ({elapsed:.0f}s)"
+        else:
+            line = f"[{index + 1}/{total}] {name}; {total - index - 1} remaining ({elapsed:.0f}s)"
+        stream.write(f"\r\x1b[2K{line}")  # type: ignore[attr-defined]
         stream.flush()  # type: ignore[attr-defined]
 
     return show
@@ -412,9 +428,9 @@ def _report(args: argparse.Namespace) -> ExitCode:
         components=dict(args.component),
         only=args.only,
         target=target,
-        progress=_progress(sys.stderr) if tty and args.format == "text" else None,  # type: ignore[arg-type]
+        progress=_progress(sys.stderr) if tty else None,  # type: ignore[arg-type]
     )
-    if tty and args.format == "text":
+    if tty:
         sys.stderr.write("\r\x1b[2K")
     color = args.color == "always" or (
         args.color == "auto" and args.out is None and sys.stdout.isatty()
@@ -444,8 +460,9 @@ def _check(args: argparse.Namespace) -> ExitCode:
     from lossaudit.render import render
 
     config = gate.load_gate(args.config)
-    if args.out is not None:
-        _check_out(args.out)
+    for path, what in ((args.out, "--out"), (args.html, "--html")):
+        if path is not None:
+            _check_out(path, what)
     _private_hypothesis_home()
     from lossaudit.targets import load_target
 
@@ -477,6 +494,26 @@ def _check(args: argparse.Namespace) -> ExitCode:
     sys.stdout.write(text)
     if args.out is not None:
         write_atomic(args.out, text)
+    if args.html is not None:
+        from lossaudit.render.html import render_html_check
+
+        if not has_baseline:
+            compared = f"No baseline at {config.baseline}: values were not compared."
+        else:
+            compared = f"Compared with {config.baseline.name} on every canonical scene."
+        rows = [
+            {
+                "target": d.target,
+                "component": d.component,
+                "scene": d.scene,
+                "baseline": d.baseline,
+                "current": d.current,
+                "absolute": d.absolute,
+                "relative": d.relative,
+            }
+            for d in drifts
+        ]
+        write_atomic(args.html, render_html_check(reports, rows, compared))
     ok = all(r.ok for r in reports) and not drifts
     return ExitCode.OK if ok else ExitCode.FAILED
 

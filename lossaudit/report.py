@@ -59,6 +59,9 @@ class Counterexample:
     case: str = ""
     params: dict[str, Any] = field(default_factory=dict)
     observed: dict[str, Any] = field(default_factory=dict)
+    #: Predicted boxes of the case drawn: object anchors and offending cells, decoded to
+    #: ``b, i, j, a, x, y, w, h, obj`` (cell offsets, image fractions, probability) + ``kind``.
+    predicted: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return _jsonable(asdict(self))
@@ -72,6 +75,7 @@ class Counterexample:
             case=data.get("case", ""),
             params=dict(data.get("params", {})),
             observed=dict(data.get("observed", {})),
+            predicted=list(data.get("predicted", [])),
         )
 
 
@@ -126,6 +130,9 @@ class Report:
     components: dict[str, list[str]] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
     stats: dict[str, Any] = field(default_factory=dict)
+    #: Response curves, gradient view, balance table and training curves
+    #: (:mod:`lossaudit.analysis`); empty when not measured.
+    analysis: dict[str, Any] = field(default_factory=dict)
     schema_version: int = SCHEMA_VERSION
 
     @property
@@ -165,6 +172,7 @@ class Report:
                 "results": [r.to_dict() for r in self.results],
                 "notes": list(self.notes),
                 "stats": self.stats,
+                "analysis": self.analysis,
             }
         )
 
@@ -187,5 +195,6 @@ class Report:
             components={k: list(v) for k, v in data.get("components", {}).items()},
             notes=tuple(data.get("notes", ())),
             stats=dict(data.get("stats", {})),
+            analysis=dict(data.get("analysis", {})),
             schema_version=version,
         )

@@ -16,7 +16,7 @@ STAGES = [
     {"strategies", "scenarios"},
     {"adapter"},
     {"properties"},
-    {"audit", "report"},
+    {"audit", "report", "analysis"},
     {"render"},
     {"targets", "config", "gate", "logs", "keras", "cli", "pytest_plugin", "examples", "__init__"},
 ]

@@ -86,8 +86,12 @@ class Context:
     examples: int = 0
     #: Work shared by several properties of one audit (a training run), keyed by its name.
     cache: dict[str, Any] = field(default_factory=dict)
+    #: Cases evaluated for the current example, first ones first (to draw a counterexample).
+    seen: list[Case] = field(default_factory=list)
 
     def evaluate(self, case: Case) -> Evaluation:
+        if len(self.seen) < 16:
+            self.seen.append(case)
         return self.adapter.evaluate(case)
 
     def value(self, case: Case, role: str, *, finite: bool = True) -> float:

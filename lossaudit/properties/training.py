@@ -80,20 +80,24 @@ def _runs(ctx: Context) -> dict[str, Any]:
     return ctx.cache["training"]
 
 
-def contributions(grads: dict[str, np.ndarray], total_given: bool) -> dict[str, np.ndarray]:
-    """Each base component's part of the total's gradient: ``w_i * g_i`` with the weights
-    ``w`` fitted so that ``sum_i w_i g_i`` best matches the total's own gradient (a loss is
-    free to weight its terms; a total lossaudit summed has weight 1 each)."""
+def fitted_weights(grads: dict[str, np.ndarray], total_given: bool) -> dict[str, float]:
+    """Each base component's weight in the total: ``w`` fitted so that ``sum_i w_i g_i`` best
+    matches the total's own gradient (a loss is free to weight its terms; a total lossaudit
+    summed itself has weight 1 each). Gradients are flattened, over outputs or weights."""
     roles = [r for r in base_roles(grads) if r in grads]
     if not roles or "total" not in grads:
         return {}
-    if not total_given:
-        return {r: grads[r] for r in roles}
     matrix = np.stack([grads[r] for r in roles], axis=1)
-    if not np.all(np.isfinite(matrix)) or not np.all(np.isfinite(grads["total"])):
-        return {r: grads[r] for r in roles}
+    if not total_given or not (np.all(np.isfinite(matrix)) and np.all(np.isfinite(grads["total"]))):
+        return dict.fromkeys(roles, 1.0)
     weights, *_ = np.linalg.lstsq(matrix, grads["total"], rcond=None)
-    return {r: w * grads[r] for r, w in zip(roles, weights, strict=True)}
+    return {r: float(w) for r, w in zip(roles, weights, strict=True)}
+
+
+def contributions(grads: dict[str, np.ndarray], total_given: bool) -> dict[str, np.ndarray]:
+    """Each base component's part of the total's gradient, ``w_i * g_i`` (see
+    :func:`fitted_weights`)."""
+    return {r: w * grads[r] for r, w in fitted_weights(grads, total_given).items()}
 
 
 def share(

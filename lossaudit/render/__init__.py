@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from lossaudit.render.html import render_html
 from lossaudit.render.json import render_json
 from lossaudit.render.junit import render_junit
 from lossaudit.render.markdown import render_markdown
@@ -16,6 +17,7 @@ from lossaudit.report import Report
 __all__ = [
     "FORMATS",
     "render",
+    "render_html",
     "render_json",
     "render_junit",
     "render_markdown",
@@ -28,9 +30,10 @@ FORMATS: dict[str, Callable[..., str]] = {
     "json": render_json,
     "markdown": render_markdown,
     "junit": render_junit,
+    "html": render_html,
 }
 
 
 def render(report: Report, fmt: str = "text", **options: object) -> str:
-    """Render ``report`` in ``fmt`` (``text``, ``json``, ``markdown`` or ``junit``)."""
+    """Render ``report`` in ``fmt`` (``text``, ``json``, ``markdown``, ``junit`` or ``html``)."""
     return FORMATS[fmt](report, **options)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from lossaudit.render._common import BALANCE_HEADER, balance_table
 from lossaudit.report import Report, Result
 
 _BADGE = {
@@ -70,6 +71,14 @@ def render_markdown(report: Report, **_: object) -> str:
         lines += [""]
         for r in problems:
             lines += _failure(r)
+    table = balance_table(report)
+    if table is not None:
+        caption, rows, note = table
+        lines += ["", f"**{caption}**", "", "| " + " | ".join(BALANCE_HEADER) + " |"]
+        lines.append("|---|---:|---:|---:|---:|")
+        lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
+        if note:
+            lines += ["", _cell(note) + "."]
     spec = report.spec
     lines += [
         "",

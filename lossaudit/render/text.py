@@ -5,6 +5,7 @@ from __future__ import annotations
 import textwrap
 from typing import Any
 
+from lossaudit.render._common import BALANCE_HEADER, balance_table
 from lossaudit.report import Report, Result
 
 _LABEL = {"error": "ERROR", "fail": "FAILED", "warn": "WARN", "pass": "PASS", "skip": "SKIP"}
@@ -124,6 +125,17 @@ def render_text(
     for r in problems:
         lines.append("")
         lines += _detail(r, width, color)
+    table = balance_table(report)
+    if table is not None:
+        caption, rows, note = table
+        lines += ["", *_wrap(caption + ":", width, "")]
+        widths = [max(len(r[k]) for r in [BALANCE_HEADER, *rows]) for k in range(5)]
+        for row in [BALANCE_HEADER, *rows]:
+            lines.append(
+                "  " + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+            )
+        if note:
+            lines += _wrap(note + ".", width, "  ")
     if verbose:
         lines += ["", "All properties:"]
         for r in report.results:

@@ -15,6 +15,33 @@ def sample_report() -> Report:
         ),
         params={"move": "shift", "dx": 0.2, "dy": 0.05},
         observed={"path": {"s=1": 0.01, "s=0": 0.0731}},
+        case="perfect | shifted(dx=0.2, dy=0.05)",
+        predicted=[
+            {
+                "b": 0,
+                "i": 1,
+                "j": 0,
+                "a": 0,
+                "x": 0.7,
+                "y": 0.55,
+                "w": 0.2,
+                "h": 0.25,
+                "obj": 0.99,
+                "kind": "object",
+            },
+            {
+                "b": 0,
+                "i": 0,
+                "j": 1,
+                "a": 0,
+                "x": 0.5,
+                "y": 0.5,
+                "w": 0.1,
+                "h": 0.1,
+                "obj": 0.01,
+                "kind": "offending",
+            },
+        ],
     )
     results = (
         Result(
@@ -85,4 +112,98 @@ def sample_report() -> Report:
             "reported values not audited (no role matched; map them with --component NAME=ROLE): lr",
         ),
         stats={"examples": 52, "loss_evaluations": 300, "seconds": 3.25},
+        analysis=sample_analysis(),
     )
+
+
+def sample_analysis() -> dict:
+    """Curves, gradients, balance and training as :mod:`lossaudit.analysis` records them."""
+    x = [0.4, 0.2, 0.0]
+    curves = [
+        {
+            "path": "box shift",
+            "component": "coordinates",
+            "x_label": "centre shift (cells)",
+            "x": x,
+            "y": [0.0, 0.02, 0.0731],
+            "expected": "falls",
+            "observed": "rises",
+        },
+        {
+            "path": "box shift",
+            "component": "total",
+            "x_label": "centre shift (cells)",
+            "x": x,
+            "y": [1.0, 0.5, 0.1],
+            "expected": "falls",
+            "observed": "falls",
+        },
+        {
+            "path": "true-class logit",
+            "component": "classification",
+            "x_label": "true-class logit",
+            "x": [-6.0, 0.0, 3.0],
+            "y": [0.0, 0.0, 0.0],
+            "expected": "flat",
+            "observed": "flat",
+        },
+    ]
+    columns = ["x, y @ object", "x, y @ empty", "obj @ object", "obj @ empty"]
+    gradients = {
+        "columns": columns,
+        "rows": [
+            {
+                "component": "coordinates",
+                "connected": True,
+                "norms": dict(zip(columns, [0.5, 0.0, 0.0, 0.0], strict=True)),
+            },
+            {
+                "component": "objects",
+                "connected": True,
+                "norms": dict(zip(columns, [0.0, 0.0, 0.3, 0.0], strict=True)),
+            },
+        ],
+        "at": "typical untrained predictions on the fixed scene",
+    }
+    balance = {
+        "rows": [
+            {
+                "component": "coordinates",
+                "value": 2.5,
+                "weight": 1.0,
+                "share": 0.9,
+                "share_if_doubled": 0.947,
+            },
+            {
+                "component": "objects",
+                "value": 0.75,
+                "weight": 5.0,
+                "share": 0.1,
+                "share_if_doubled": 0.182,
+            },
+            {
+                "component": "classification",
+                "value": 0.0,
+                "weight": None,
+                "share": 0.0,
+                "share_if_doubled": 0.0,
+            },
+        ],
+        "total": 3.25,
+        "at": "typical untrained predictions (noisy seed 0) on 1 objects in 1 x 2 x 2 x 1 anchors",
+        "note": "coordinates takes 90% of the gradient and objects 10%; doubling objects's "
+        "weight would give it 18%; classification: no gradient at all, so no weight can make it "
+        "train",
+        "weights_fitted": True,
+    }
+    training = {
+        "free predictions": {
+            "values": {
+                "coordinates": [2.5, 1.0, 0.1],
+                "objects": [0.75, 0.75, 0.75],
+                "total": [3.25, 1.75, 0.85],
+            },
+            "error": None,
+        }
+    }
+    return {"curves": curves, "gradients": gradients, "balance": balance, "training": training}

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+from xml.etree import ElementTree
 from pathlib import Path
 
 import pytest
@@ -78,3 +80,30 @@ def test_junit_is_valid_xml_with_one_case_per_property():
     assert [c.get("name") for c in cases] == [r.property for r in sample_report().results]
     assert root.find(".//failure") is not None and root.find(".//error") is not None
     assert root.find("testsuite").get("failures") == "1"
+
+
+_SVG = re.compile(r"<svg.*?</svg>", re.S)
+
+
+def test_html_golden_is_self_contained_and_pure():
+    from lossaudit.render import render_html
+
+    page = render_html(sample_report())
+    assert page == render_html(sample_report())
+    # The pictures are matplotlib's SVG: checked for content here, left out of the golden file
+    # so a new matplotlib release does not break it.
+    svgs = _SVG.findall(page)
+    assert len(svgs) >= 4  # the failing scene, two response-curve paths, the training run
+    for svg in svgs:
+        ElementTree.fromstring(svg)  # well-formed
+    _check("report.html", _SVG.sub("<svg/>", page))
+    for fetch in ("http://", "https://", "<script", "<link", "@import", "url("):
+        assert fetch not in _SVG.sub("", page)
+    assert "rises" in page and "mismatch" in page  # the curve that does not fall is marked
+
+
+def test_balance_table_in_text_and_markdown():
+    text = render_text(sample_report())
+    assert "x2 weight" in text and "no gradient" in text and "18%" in text
+    md = render(sample_report(), "markdown")
+    assert "| objects | 0.75 | 5 | 10% | 18% |" in md

@@ -1,0 +1,49 @@
+"""Pieces several renderers share: the balance table as formatted cells."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lossaudit.report import Report
+
+BALANCE_HEADER = ("component", "value", "weight", "share", "x2 weight")
+#: What the balance table's columns mean, said once under it.
+BALANCE_LEGEND = (
+    "share: of the total's gradient on the outputs; x2 weight: its share with its weight doubled"
+)
+
+
+def _num(v: Any) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, str):
+        return v
+    if v == 0:
+        return "0"
+    return f"{v:.4g}"
+
+
+def balance_table(report: Report) -> tuple[str, list[tuple[str, ...]], str] | None:
+    """``(caption, rows, note)`` of the report's balance table, or None when not measured."""
+    balance = report.analysis.get("balance")
+    if not isinstance(balance, dict) or not balance.get("rows"):
+        return None
+    rows = []
+    for row in balance["rows"]:
+        no_gradient = row["weight"] is None
+        rows.append(
+            (
+                row["component"],
+                _num(row["value"]),
+                "no gradient" if no_gradient else _num(row["weight"]),
+                "-" if no_gradient else f"{100 * row['share']:.2g}%",
+                "-" if no_gradient else f"{100 * row['share_if_doubled']:.2g}%",
+            )
+        )
+    weights = (
+        "weights fitted to the total's gradient"
+        if balance.get("weights_fitted")
+        else ("the total is lossaudit's sum of the components")
+    )
+    caption = f"Balance at {balance['at']} ({weights}; {BALANCE_LEGEND})"
+    return caption, rows, balance.get("note", "")
