@@ -38,6 +38,7 @@ from lossaudit.properties._helpers import (
     tol,
 )
 from lossaudit.properties.registry import Context, Outcome, prop
+from lossaudit.spec import CLS0, OBJ_CH
 
 #: A component trains when it closes at least this fraction of its gap to the truth's value.
 FALL_FRACTION = 0.25
@@ -243,6 +244,8 @@ def trains(ctx: Context, role: str, _: Any) -> Outcome:
     "why does this component not respond to training?" before a week of training does.
     """
     data = _runs(ctx)
+    if not governed_union(ctx, role, data["scene"])[1].any():
+        return Outcome.ok(info=f"the training scene has no anchor {role} governs (a tiny grid)")
     falls = []
     for name in RUNS:
         run = data["runs"][name]
@@ -295,6 +298,8 @@ def not_drowned(ctx: Context, role: str, _: Any) -> Outcome:
     summed gradient norms of the weighted terms; doubling the term's weight roughly doubles it.
     """
     data = _runs(ctx)
+    if not governed_union(ctx, role, data["scene"])[1].any():
+        return Outcome.ok(info=f"the training scene has no anchor {role} governs (a tiny grid)")
     run = data["runs"]["conv head"]
     if run.error:
         return Outcome.ok(info=f"no training run: {run.error}")
@@ -328,3 +333,99 @@ def not_drowned(ctx: Context, role: str, _: Any) -> Outcome:
             values={"share": mine, "rival": rival},
         )
     return Outcome.ok(info=f"{mine:.1%} of the total's gradient on shared weights")
+
+
+#: Logit of a confidently wrong prediction, and the warning threshold on the gradient ratio.
+WRONG_LOGIT = 6.0
+SATURATED_RATIO = 0.1
+
+
+def _saturation_cases(ctx: Context, role: str, scene: Any) -> list[tuple[str, Any, Any, Any]]:
+    """``(what, confidently wrong case, undecided case, channel mask)`` per group ``role`` has."""
+    base = sc.perfect(scene, ctx.codec)
+    obj = scene.object_mask()
+    ch = np.arange(ctx.spec.channels)
+    groups = []
+    if role in ("objects", "confidence"):
+        groups.append(
+            (
+                "object anchors' obj logit",
+                sc.set_confidence(base, ctx.codec, logit=-WRONG_LOGIT),
+                sc.set_confidence(base, ctx.codec, logit=0.0),
+                obj[..., None] & (ch == OBJ_CH),
+            )
+        )
+    if role in ("no_objects", "confidence"):
+        groups.append(
+            (
+                "empty anchors' obj logit",
+                sc.set_confidence(base, ctx.codec, logit=WRONG_LOGIT, where="empty"),
+                sc.set_confidence(base, ctx.codec, logit=0.0, where="empty"),
+                ~obj[..., None] & (ch == OBJ_CH),
+            )
+        )
+    if role == "classification":
+        groups.append(
+            (
+                "true-class logit",
+                sc.set_class_logit(base, ctx.codec, logit=-WRONG_LOGIT),
+                sc.set_class_logit(base, ctx.codec, logit=0.0),
+                obj[..., None] & (ch >= CLS0),
+            )
+        )
+    return groups
+
+
+def _saturation_applies(ctx: Context, role: str) -> str | None:
+    if role == "classification":
+        if one_class_softmax(ctx):
+            return "one class under softmax: see classification.single_class"
+        if not ctx.codec.saturating_cls:
+            return "identity class codec: the loss receives probabilities, not logits"
+    elif not ctx.codec.saturating_obj:
+        return "identity obj codec: the loss receives probabilities, not logits"
+    return None
+
+
+@prop(
+    "not_saturated",
+    components=("objects", "no_objects", "confidence", "classification"),
+    draws=lambda ctx, c: st.just({"scene": sc.training_scene(ctx.spec)}),
+    bugs=(10,),
+    applies=_saturation_applies,
+)
+def not_saturated(ctx: Context, role: str, d: dict[str, Any]) -> Outcome:
+    """Where a prediction is confidently wrong (logit 6 the wrong way), the component's gradient
+    is at least a tenth of what it is at an undecided logit of 0.
+
+    A warning, not a failure: a squared error on a sigmoid or softmax output (YOLOv2, the seed)
+    has almost no gradient exactly where it is most wrong. Once another term (844 empty anchors)
+    drives every logit down, this term cannot pull its anchors back: it looks stuck in training.
+    Binary cross-entropy on the logit keeps the gradient.
+    """
+    found = []
+    for what, wrong, mid, mask in _saturation_cases(ctx, role, d["scene"]):
+        if not mask.any():
+            continue
+        g_wrong = float(np.linalg.norm(ctx.evaluate(wrong).grads[role][mask]))
+        g_mid = float(np.linalg.norm(ctx.evaluate(mid).grads[role][mask]))
+        if not (np.isfinite(g_wrong) and np.isfinite(g_mid)) or g_mid <= ZERO_GRAD:
+            continue
+        ratio = g_wrong / g_mid
+        found.append(f"{what}: {ratio:.3g}")
+        if ratio < SATURATED_RATIO:
+            return Outcome(
+                "warn",
+                expected=(
+                    f"{role}'s gradient on the {what} at least {SATURATED_RATIO:g} x its gradient "
+                    "at logit 0 when the prediction is confidently wrong"
+                ),
+                observed=(
+                    f"gradient {fmt(g_wrong)} confidently wrong vs {fmt(g_mid)} undecided "
+                    f"(ratio {ratio:.3g}): saturated, like a squared error on a sigmoid. Once "
+                    "another term drives these logits the wrong way this term cannot pull them "
+                    "back; binary cross-entropy on the logit keeps the gradient"
+                ),
+                values={"ratio": ratio, "wrong": g_wrong, "undecided": g_mid},
+            )
+    return Outcome.ok(info="; ".join(f"gradient ratio {f}" for f in found))
