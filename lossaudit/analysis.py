@@ -11,7 +11,8 @@ renderers draw them. Nothing here decides a verdict: the properties do.
   observed one.
 - **Gradient view**: the norm of each component's gradient on ``x, y``, ``w, h``, ``obj`` and the
   class channels, at object anchors and at empty anchors, at typical untrained predictions.
-- **Balance**: each component's value, weight in the total and share of the total's gradient at
+- **Balance**: each component's value, weight in the total and share of the total's gradient on
+  the weights of a small convolutional head (shared by every term, as in a real detector) at
   typical untrained predictions, and the share it would have with its weight doubled: "can I
   fix it with different weights?".
 """
@@ -26,7 +27,7 @@ from lossaudit import scenarios as sc
 from lossaudit.errors import LossError
 from lossaudit.properties._helpers import one_class_softmax, tol
 from lossaudit.properties.registry import Context
-from lossaudit.properties.training import fitted_weights
+from lossaudit.properties.training import fitted_weights, runs
 from lossaudit.spec import CLS0, OBJ_CH
 
 __all__ = ["analyse", "balance", "gradient_view", "response_curves"]
@@ -160,6 +161,11 @@ def balance(ctx: Context) -> dict[str, Any]:
     scene = sc.training_scene(ctx.spec)
     start = ctx.evaluate(sc.noisy(scene, ctx.codec, seed=0))
     flat = {r: g.astype(np.float64).reshape(-1) for r, g in start.grads.items()}
+    on = "the outputs"
+    head = runs(ctx)["runs"]["conv head"]
+    if head.param_grads and all(np.all(np.isfinite(g)) for g in head.param_grads.values()):
+        # Shared weights are where terms compete: 844 small per-anchor gradients add up there.
+        flat, on = head.param_grads, "the weights of a small convolutional head"
     weights = fitted_weights(flat, ctx.total_given)
     norms = {r: abs(w) * float(np.linalg.norm(flat[r])) for r, w in weights.items()}
     whole = sum(norms.values())
@@ -201,6 +207,7 @@ def balance(ctx: Context) -> dict[str, Any]:
         f"{ctx.spec.batch} x {ctx.spec.H} x {ctx.spec.W} x {ctx.spec.anchors} anchors",
         "note": note,
         "weights_fitted": bool(ctx.total_given),
+        "on": on,
     }
 
 

@@ -512,7 +512,9 @@ def _analysis(ctx: Context, worker: _Worker, limit: float) -> tuple[dict[str, An
     try:
         finished, out = worker.run(lambda: analyse(ctx), limit)
     except Exception as exc:  # a bug in lossaudit: the verdicts stand without the pictures
-        return {"error": f"internal error in lossaudit's analysis: {describe_exception(exc)}"}, False
+        return {
+            "error": f"internal error in lossaudit's analysis: {describe_exception(exc)}"
+        }, False
     if not finished:
         return {"error": f"did not finish within {limit:g}s"}, True
     training = ctx.cache.get("training")

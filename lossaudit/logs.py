@@ -54,7 +54,11 @@ Status rules, per series of ``n`` points (thresholds are the module constants be
         ``DROWNED_SHARE`` (1 %) of a ``responding`` series it shares the total with: the largest
         responding series in the same run, or a responding total in any run (Keras logs the
         total in ``train``/``validation`` while a loss logs its parts elsewhere). Such a term
-        barely steers the optimiser whatever it does; the usual fix is its weight.
+        barely steers the optimiser whatever it does; the usual fix is its weight. Also a
+        component that rises while a ``responding`` component of the same run falls, having
+        started below ``PUSHED_SHARE`` (2 %) of that component's size (first logged values):
+        the bigger term owns the shared weights and pushes it the wrong way, as the seed's
+        no-object term over 844 empty anchors pushes its object term up.
 
 Everything here is pure Python and numpy. TensorBoard and matplotlib are imported inside the
 functions that need them, so importing this module stays cheap. Reading does load TensorFlow:
@@ -87,6 +91,7 @@ __all__ = [
     "DROWNED_SHARE",
     "FLAT_RELATIVE",
     "NOISE_Z",
+    "PUSHED_SHARE",
     "STATUSES",
     "ComponentDiagnosis",
     "LogDiagnosis",
@@ -109,6 +114,8 @@ FLAT_RELATIVE = 0.05
 BARELY_RELATIVE = 0.20
 #: A barely moving component below this fraction of a responding peer's size is ``drowned``.
 DROWNED_SHARE = 0.01
+#: A rising component that starts below this fraction of a falling peer's size is ``drowned``.
+PUSHED_SHARE = 0.02
 #: How many standard errors of noise a change must exceed to count.
 NOISE_Z = 3.0
 #: Ending this many times above its lowest fifth is a blow-up (``diverging``).
@@ -597,6 +604,41 @@ def _trend(values: np.ndarray, steps: np.ndarray) -> _Trend:
     return _Trend("flat", why, head, tail, relative, True)
 
 
+def _pushed_up(
+    s: ScalarSeries,
+    role: str | None,
+    t: _Trend,
+    chosen: list[tuple[ScalarSeries, str | None]],
+    trends: dict[int, _Trend],
+) -> tuple[str, float, str] | None:
+    """A rising component that started tiny next to a falling term of the same run: that term's
+    gradient owns the weights they share and pushes this one the wrong way (the seed's objects
+    term rising while no_objects over 844 empty anchors falls)."""
+    peers = [
+        p
+        for p, r in chosen
+        if p is not s
+        and r != "total"
+        and r != "confidence"
+        and p.run == s.run
+        and trends[id(p)].status == "responding"
+    ]
+    if not peers:
+        return None
+    ref = max(peers, key=lambda p: abs(float(p.values[0])))
+    big = abs(float(ref.values[0]))
+    share = abs(float(s.values[0])) / big if big > 0 else math.inf
+    if share >= PUSHED_SHARE:
+        return None
+    label = ref.tag if ref.run == "." else f"{ref.run}/{ref.tag}"
+    reason = (
+        f"rises {abs(t.change or 0):.0%} while {label} falls: it starts at {share:.2%} of "
+        f"{label}'s size, so that term's gradient owns the weights they share and pushes this "
+        "one the wrong way (raise its weight, or normalise the other term)"
+    )
+    return reason, share, label
+
+
 def _typical(series: ScalarSeries) -> float:
     return float(np.median(np.abs(series.values)))
 
@@ -664,7 +706,15 @@ def diagnose(
     drowned: dict[int, tuple[str, float, str]] = {}
     for s, role in chosen:
         t = trends[id(s)]
-        if role == "total" or not t.barely:
+        rising = t.status == "diverging" and t.reason.startswith("rises")
+        if role == "total":
+            continue
+        if rising:
+            pushed = _pushed_up(s, role, t, chosen, trends)
+            if pushed is not None:
+                drowned[id(s)] = pushed
+            continue
+        if not t.barely:
             continue
         peers = [
             (p, r)

@@ -429,3 +429,30 @@ def test_cli_help_and_module_import_stay_light():
     loaded = set(out.stdout.split("MODULES", 1)[1].split())
     assert "LOGDIR" in out.stdout
     assert not {"tensorflow", "tensorboard", "matplotlib"} & loaded
+
+
+def test_a_small_term_pushed_up_by_a_big_falling_one_is_drowned():
+    """The seed's objects term: 0.8% of no_objects at the start, it rises as no_objects falls."""
+    big = np.geomspace(3100.0, 1.0, 30)
+    small = np.concatenate([np.linspace(24.0, 75.0, 8), np.full(22, 75.0)])
+    d = diagnose(
+        {
+            "train": {
+                "epoch_objects": _series(small, tag="epoch_objects"),
+                "epoch_no_objects": _series(big, tag="epoch_no_objects"),
+            }
+        }
+    )
+    by = {c.name: c for c in d.components}
+    assert by["epoch_objects"].status == "drowned", by["epoch_objects"].reason
+    assert "epoch_no_objects" in by["epoch_objects"].reason
+    # The same rise from a term of comparable size is not drowning: it diverges.
+    d = diagnose(
+        {
+            "train": {
+                "epoch_objects": _series(small * 100, tag="epoch_objects"),
+                "epoch_no_objects": _series(big, tag="epoch_no_objects"),
+            }
+        }
+    )
+    assert {c.name: c.status for c in d.components}["epoch_objects"] == "diverging"

@@ -51,7 +51,7 @@ HEAD_STEPS, HEAD_RATE = 150, 0.01
 RUNS = ("free predictions", "conv head")
 
 
-def _runs(ctx: Context) -> dict[str, Any]:
+def runs(ctx: Context) -> dict[str, Any]:
     """The two training runs and the reference values, computed once per audit."""
     if "training" not in ctx.cache:
         scene = sc.training_scene(ctx.spec)
@@ -243,7 +243,7 @@ def trains(ctx: Context, role: str, _: Any) -> Outcome:
     constant, disconnected, vanishing gradient, drowned by another term, or stalled. Answers
     "why does this component not respond to training?" before a week of training does.
     """
-    data = _runs(ctx)
+    data = runs(ctx)
     if not governed_union(ctx, role, data["scene"])[1].any():
         return Outcome.ok(info=f"the training scene has no anchor {role} governs (a tiny grid)")
     falls = []
@@ -297,7 +297,7 @@ def not_drowned(ctx: Context, role: str, _: Any) -> Outcome:
     little of it, the way 844 empty anchors drown one object anchor. The share is of the
     summed gradient norms of the weighted terms; doubling the term's weight roughly doubles it.
     """
-    data = _runs(ctx)
+    data = runs(ctx)
     if not governed_union(ctx, role, data["scene"])[1].any():
         return Outcome.ok(info=f"the training scene has no anchor {role} governs (a tiny grid)")
     run = data["runs"]["conv head"]

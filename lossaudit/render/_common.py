@@ -9,7 +9,7 @@ from lossaudit.report import Report
 BALANCE_HEADER = ("component", "value", "weight", "share", "x2 weight")
 #: What the balance table's columns mean, said once under it.
 BALANCE_LEGEND = (
-    "share: of the total's gradient on the outputs; x2 weight: its share with its weight doubled"
+    "share: of the total's gradient on {on}; x2 weight: its share with its weight doubled"
 )
 
 
@@ -45,5 +45,6 @@ def balance_table(report: Report) -> tuple[str, list[tuple[str, ...]], str] | No
         if balance.get("weights_fitted")
         else ("the total is lossaudit's sum of the components")
     )
-    caption = f"Balance at {balance['at']} ({weights}; {BALANCE_LEGEND})"
+    legend = BALANCE_LEGEND.format(on=balance.get("on", "the outputs"))
+    caption = f"Balance at {balance['at']} ({weights}; {legend})"
     return caption, rows, balance.get("note", "")

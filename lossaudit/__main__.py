@@ -1,0 +1,5 @@
+"""``python -m lossaudit``: the same as the ``lossaudit`` command."""
+
+from lossaudit.cli import main
+
+raise SystemExit(main())
