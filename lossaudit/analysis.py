@@ -191,7 +191,7 @@ def balance(ctx: Context) -> dict[str, Any]:
         high = max(movable, key=lambda r: r["share"])
         notes.append(
             f"{high['component']} takes {high['share']:.0%} of the gradient and "
-            f"{low['component']} {100 * low['share']:.2g}%; doubling {low['component']}'s "
+            f"{low['component']} {100 * low['share']:.2g}%; doubling the {low['component']} term's "
             f"weight would give it {100 * low['share_if_doubled']:.2g}%"
         )
     if stuck:

@@ -18,7 +18,18 @@ STAGES = [
     {"properties"},
     {"audit", "report", "analysis"},
     {"render"},
-    {"targets", "config", "gate", "logs", "keras", "cli", "pytest_plugin", "examples", "__init__", "__main__"},
+    {
+        "targets",
+        "config",
+        "gate",
+        "logs",
+        "keras",
+        "cli",
+        "pytest_plugin",
+        "examples",
+        "__init__",
+        "__main__",
+    },
 ]
 
 

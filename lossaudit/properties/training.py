@@ -417,7 +417,7 @@ def not_saturated(ctx: Context, role: str, d: dict[str, Any]) -> Outcome:
             return Outcome(
                 "warn",
                 expected=(
-                    f"{role}'s gradient on the {what} at least {SATURATED_RATIO:g} x its gradient "
+                    f"the {role} term's gradient on the {what} at least {SATURATED_RATIO:g} x its gradient "
                     "at logit 0 when the prediction is confidently wrong"
                 ),
                 observed=(

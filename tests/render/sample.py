@@ -191,7 +191,7 @@ def sample_analysis() -> dict:
         ],
         "total": 3.25,
         "at": "typical untrained predictions (noisy seed 0) on 1 objects in 1 x 2 x 2 x 1 anchors",
-        "note": "coordinates takes 90% of the gradient and objects 10%; doubling objects's "
+        "note": "coordinates takes 90% of the gradient and objects 10%; doubling the objects term's "
         "weight would give it 18%; classification: no gradient at all, so no weight can make it "
         "train",
         "weights_fitted": True,

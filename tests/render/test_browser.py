@@ -17,7 +17,9 @@ import pytest
 from lossaudit.render import render_html
 from tests.render.sample import sample_report
 
-BROWSER = next((b for b in ("chromium", "chromium-browser", "google-chrome") if shutil.which(b)), None)
+BROWSER = next(
+    (b for b in ("chromium", "chromium-browser", "google-chrome") if shutil.which(b)), None
+)
 pytestmark = pytest.mark.skipif(
     BROWSER is None,
     reason="no headless Chromium on this machine (Debian: apt-get install chromium)",
