@@ -324,7 +324,7 @@ def audit(
     only: Iterable[str] | None = None,
     target: str | None = None,
     progress: Progress | None = None,
-    analyse_loss: bool = True,
+    analyse_loss: bool | None = None,
 ) -> Report:
     """Audit ``loss`` component by component and return a :class:`~lossaudit.report.Report`.
 
@@ -340,8 +340,9 @@ def audit(
         only: property names to run (default: all that apply).
         target: how to name the loss in reproduce commands (``file.py:name``).
         progress: called as ``progress(index, total, property_name)`` before each property.
-        analyse_loss: also measure response curves, the gradient view and the balance table
-            (:mod:`lossaudit.analysis`) into ``Report.analysis``.
+        analyse_loss: also measure response curves, the gradient view, the balance table and
+            the training curves (:mod:`lossaudit.analysis`) into ``Report.analysis``; by default
+            only for a full audit (no ``only``), since a few seconds of training go with it.
 
     Example:
         >>> from lossaudit import audit, GridSpec, Codec
@@ -367,6 +368,8 @@ def audit(
             )
     if isinstance(only, str):
         only = [only]
+    if analyse_loss is None:
+        analyse_loss = not only
     codec.check_against(spec)
     settings = settings or resolve()
     if not settings.derandomize and settings.seed is None:

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import enum
 import os
 import sys
@@ -214,6 +215,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="colour the text report",
     )
     o.add_argument("--list", action="store_true", help="list the registered properties and exit")
+    o.add_argument(
+        "--logs",
+        type=Path,
+        metavar="LOGDIR",
+        help="also diagnose these TensorBoard logs (as `lossaudit tensorboard`) and include them "
+        "in the report (a plot in html, a table in text and markdown)",
+    )
 
     chk = sub.add_parser(
         "check",
@@ -419,6 +427,12 @@ def _report(args: argparse.Namespace) -> ExitCode:
 
         for name in args.only:
             properties.get(name)
+    diagnosis = None
+    if args.logs is not None:
+        from lossaudit import logs
+
+        # Bad logs are a usage error: found before the audit spends its time.
+        diagnosis = logs.diagnose_logdir(args.logs, components=dict(args.component))
     tty = sys.stderr.isatty()
     report = audit(
         loss,
@@ -432,6 +446,11 @@ def _report(args: argparse.Namespace) -> ExitCode:
     )
     if tty:
         sys.stderr.write("\r\x1b[2K")
+    if diagnosis is not None:
+        from lossaudit import logs
+
+        analysis = {**report.analysis, "logs": logs.curves_for_report(diagnosis)}
+        report = dataclasses.replace(report, analysis=analysis)
     color = args.color == "always" or (
         args.color == "auto" and args.out is None and sys.stdout.isatty()
     )
@@ -467,7 +486,10 @@ def _check(args: argparse.Namespace) -> ExitCode:
     from lossaudit.targets import load_target
 
     reports, drifts, has_baseline = gate.run_check(
-        config, loader=lambda t: load_target(t)[0], settings=config.settings(args.profile)
+        config,
+        loader=lambda t: load_target(t)[0],
+        settings=config.settings(args.profile),
+        analyse=args.html is not None,
     )
     fmt = "markdown" if args.format == "markdown" else "text"
     parts = [render(r, fmt) for r in reports]

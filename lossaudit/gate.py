@@ -292,11 +292,12 @@ Loader = Callable[[str], Any]
 
 
 def run_check(
-    gate: GateConfig, *, loader: Loader, settings: Settings
+    gate: GateConfig, *, loader: Loader, settings: Settings, analyse: bool = False
 ) -> tuple[list[Report], list[Drift], bool]:
     """Audit every configured loss and compare it with the baseline.
 
-    Returns the reports, the drifts, and whether a baseline file exists.
+    ``analyse`` also measures the curves, gradients and balance the HTML page draws. Returns
+    the reports, the drifts, and whether a baseline file exists.
     """
     from lossaudit.audit import audit
 
@@ -312,6 +313,7 @@ def run_check(
                 settings=settings.replace(reduction=cfg.reduction),
                 components=cfg.components,
                 target=cfg.target,
+                analyse_loss=analyse,
             )
         )
         if doc is not None:

@@ -97,6 +97,7 @@ __all__ = [
     "LogDiagnosis",
     "LogDirError",
     "ScalarSeries",
+    "curves_for_report",
     "diagnose",
     "diagnose_logdir",
     "loss_role",
@@ -258,6 +259,22 @@ class LogDiagnosis:
             "ignored_tags": list(self.ignored),
             "warnings": list(self.warnings),
         }
+
+
+def curves_for_report(diagnosis: LogDiagnosis, max_points: int = 400) -> dict[str, Any]:
+    """The diagnosis with each component's curve (thinned to ``max_points``), as plain data for
+    ``Report.analysis["logs"]``: the HTML report draws it."""
+    components = []
+    for c in diagnosis.components:
+        entry = c.to_dict()
+        if c.series is not None:
+            keep = np.unique(
+                np.linspace(0, len(c.series) - 1, min(len(c.series), max_points)).astype(int)
+            )
+            entry["x"] = [int(v) for v in c.series.steps[keep]]
+            entry["y"] = [_json_float(float(v)) for v in c.series.values[keep]]
+        components.append(entry)
+    return {"logdir": diagnosis.logdir, "ok": diagnosis.ok, "components": components}
 
 
 def _json_float(value: float | None) -> float | None:

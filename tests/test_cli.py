@@ -27,6 +27,7 @@ def test_default_run_audits_the_bundled_seed_loss():
     assert "lossaudit report: lossaudit.examples.seed:seed_loss" in out.stdout
     assert "WARN classification.single_class" in out.stdout
     assert "can never train" in out.stdout
+    assert "Balance at typical untrained predictions" in out.stdout  # every full report has it
     assert "Traceback" not in out.stderr and "I0000" not in out.stderr
 
 
@@ -141,6 +142,7 @@ def test_a_failing_zoo_loss_prints_the_house_failure_format():
         (["report", "--out", "/tmp"], "expected a file path"),
         (["report", "--time-limit", "inf"], "time_limit=inf"),
         (["report", "--profile", "fast"], "invalid choice"),
+        (["report", "--logs", "/no/such/logdir"], "does not exist"),
         ([], "usage"),
     ],
 )
@@ -171,3 +173,45 @@ def test_markdown_and_junit_formats(fmt, marker):
     out = run("report", "--only", "total.pure", "--format", fmt)
     assert out.returncode == 0, out.stderr
     assert marker in out.stdout
+
+
+def test_html_report_with_tensorboard_logs(tmp_path):
+    """One page: verdicts, pictures, balance, and the diagnosed logs with their curves."""
+    import numpy as np
+
+    from lossaudit.adapter import import_tensorflow
+
+    tf = import_tensorflow()
+    writer = tf.summary.create_file_writer(str(tmp_path / "logs" / "metrics"))
+    with writer.as_default():
+        for step in range(20):
+            tf.summary.scalar("no_objects_loss_sum", 100.0 * 0.8**step, step=step)
+            tf.summary.scalar("classification_loss_sum", 0.0, step=step)
+            tf.summary.scalar("coordinates_loss_sum", 5.0 + 0.01 * np.sin(step), step=step)
+    writer.close()
+    page = tmp_path / "report.html"
+    out = run(
+        "report",
+        "--format",
+        "html",
+        "--out",
+        str(page),
+        "--logs",
+        str(tmp_path / "logs"),
+        cwd=tmp_path,
+    )
+    assert out.returncode == 0, out.stderr
+    text = page.read_text()
+    assert text.startswith("<!DOCTYPE html>") and text.rstrip().endswith("</html>")
+    for part in (
+        "Verdict per component",
+        "Response curves",
+        "Balance",
+        "Gradients per component",
+        "Training response",
+        "TensorBoard logs in",
+        "classification_loss_sum",
+        "zero",
+    ):
+        assert part in text, part
+    assert text.count("<svg") >= 5

@@ -82,9 +82,12 @@ def test_gate_without_baseline_then_clean_then_drift_then_update(project):
     assert "No drift" in clean.stdout
 
     (project / "losses.py").write_text(LOSS.format(weight=2.0))  # still correct, but objects moved
-    drift = lossaudit("check", cwd=project)
+    drift = lossaudit("check", "--html", "gate.html", cwd=project)
     assert drift.returncode == 1, drift.stdout
     assert "drifted from lossaudit-baseline.json" in drift.stdout
+    page = (project / "gate.html").read_text()
+    assert "Drift from the baseline" in page and "objects" in page and "<svg" in page
+    assert "lossaudit baseline --update" in page
     assert "objects" in drift.stdout and "lossaudit baseline --update" in drift.stdout
     assert "FAILED" not in drift.stdout  # every property still holds: only values moved
 

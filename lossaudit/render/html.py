@@ -14,7 +14,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from lossaudit.render._common import BALANCE_HEADER, balance_table
+from lossaudit.render._common import BALANCE_HEADER, LOGS_HEADER, balance_table, logs_table
 from lossaudit.report import Report, Result
 
 __all__ = ["render_html", "render_html_check"]
@@ -292,6 +292,49 @@ def _training_html(training: dict[str, Any]) -> str:
     )
 
 
+def _logs_html(report: Report) -> str:
+    table = logs_table(report)
+    if table is None:
+        return ""
+    caption, rows = table
+    logs = report.analysis["logs"]
+    by_run: dict[str, list[dict[str, Any]]] = {}
+    for c in logs["components"]:
+        if c.get("x"):
+            by_run.setdefault(c.get("run") or ".", []).append(c)
+    figure = ""
+    if by_run:
+        fig = _figure(7.5, 2.8 * len(by_run))
+        axes = fig.subplots(len(by_run), 1, squeeze=False)[:, 0]
+        for ax, (run, comps) in zip(axes, by_run.items(), strict=True):
+            positive = True
+            for c in comps:
+                ys = [math.nan if v is None else float(v) for v in c["y"]]
+                positive &= all(v > 0 for v in ys if math.isfinite(v))
+                ax.plot(
+                    c["x"],
+                    ys,
+                    label=f"{c['name']}: {c['status']}",
+                    color=_COLOURS.get(c.get("component") or "", None),
+                    linewidth=1.2,
+                )
+            if positive:
+                ax.set_yscale("log")
+            ax.set_title(f"run {run}", fontsize=9)
+            ax.set_xlabel("step", fontsize=8)
+            ax.tick_params(labelsize=7)
+            ax.legend(fontsize=7)
+        figure = f"<div class='figure'>{_svg(fig)}</div>"
+    head = "".join(f"<th>{_e(h)}</th>" for h in LOGS_HEADER)
+    body = "".join(
+        f"<tr><td><code>{_e(r[0])}</code></td><td>{_e(r[1])}</td>"
+        f"<td>{_badge('pass' if r[2] == 'responding' else 'fail')} {_e(r[2])}</td>"
+        f"<td class='num'>{_e(r[3])}</td><td>{_e(r[4])}</td></tr>"
+        for r in rows
+    )
+    return f"<h2>{_e(caption)}</h2>{figure}<table><tr>{head}</tr>{body}</table>"
+
+
 # -- page -----------------------------------------------------------------------------------------
 
 
@@ -360,6 +403,7 @@ def _report_body(report: Report, level: int = 1) -> list[str]:
     training = analysis.get("training")
     if isinstance(training, dict):
         parts.append(_training_html(training))
+    parts.append(_logs_html(report))
     for key in ("curves", "gradients", "balance"):
         part = analysis.get(key)
         if isinstance(part, dict) and "error" in part:

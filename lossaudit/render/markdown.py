@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from lossaudit.render._common import BALANCE_HEADER, balance_table
+from lossaudit.render._common import BALANCE_HEADER, LOGS_HEADER, balance_table, logs_table
 from lossaudit.report import Report, Result
 
 _BADGE = {
@@ -71,6 +71,12 @@ def render_markdown(report: Report, **_: object) -> str:
         lines += [""]
         for r in problems:
             lines += _failure(r)
+    logs = logs_table(report)
+    if logs is not None:
+        caption, rows = logs
+        lines += ["", f"**{_cell(caption)}**", "", "| " + " | ".join(LOGS_HEADER) + " |"]
+        lines.append("|---|---|---|---|---|")
+        lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
     table = balance_table(report)
     if table is not None:
         caption, rows, note = table

@@ -5,7 +5,7 @@ from __future__ import annotations
 import textwrap
 from typing import Any
 
-from lossaudit.render._common import BALANCE_HEADER, balance_table
+from lossaudit.render._common import BALANCE_HEADER, balance_table, logs_table
 from lossaudit.report import Report, Result
 
 _LABEL = {"error": "ERROR", "fail": "FAILED", "warn": "WARN", "pass": "PASS", "skip": "SKIP"}
@@ -125,6 +125,12 @@ def render_text(
     for r in problems:
         lines.append("")
         lines += _detail(r, width, color)
+    logs = logs_table(report)
+    if logs is not None:
+        caption, rows = logs
+        lines += ["", caption + ":"]
+        for label, role, status, span, why in rows:
+            lines += _wrap(f"{label} [{role}]: {status}, {span}: {why}", width, "  ")
     table = balance_table(report)
     if table is not None:
         caption, rows, note = table
