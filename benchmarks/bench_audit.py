@@ -3,8 +3,11 @@
 Run: ``python benchmarks/bench_audit.py [TARGET] [--profile ci] [--repeat 3] [--json]``
 
 Splits one audit's wall time into: TensorFlow import, loading the target, tracing (calls that
-traced a new shape, XLA compiles included), steady-state loss evaluations, and everything else
-(Hypothesis generation and shrinking, the properties' numpy work, report building). Each run is
+traced a new shape, XLA compiles included), steady-state loss evaluations, the two short
+training runs behind ``*.trains`` and the balance table, and everything else (Hypothesis
+generation and shrinking, the properties' numpy work, report building). The analysis step
+(response curves, gradient view, balance) is shown on its own line; its loss evaluations are
+also counted above. Each run is
 a fresh process, so TensorFlow's import is measured cold every time. Numbers are printed, never
 asserted.
 """
@@ -44,13 +47,29 @@ def timed(self, mode, y_true, y_pred):
         timing[kind + "_calls"] += 1
 
 Adapter._call = timed
+
+import lossaudit.analysis as analysis_module
+import lossaudit.properties.training as training_module
+
+def timer(fn, key):
+    def wrapped(*a, **k):
+        start = time.perf_counter()
+        try:
+            return fn(*a, **k)
+        finally:
+            timing[key] = timing.get(key, 0.0) + time.perf_counter() - start
+    return wrapped
+
+training_module.train = timer(training_module.train, "training")
+analysis_module.analyse = timer(analysis_module.analyse, "analysis")
 t3 = time.perf_counter()
 report = audit(loss, settings=resolve(sys.argv[2]), target=target)
 t_audit = time.perf_counter() - t3
 print(json.dumps({
     "import_lossaudit": t_pkg, "import_tensorflow": t_tf, "load_target": t_load,
     "audit": t_audit, "tracing": timing["trace"], "loss_evaluations": timing["eval"],
-    "other": t_audit - timing["trace"] - timing["eval"],
+    "training": timing.get("training", 0.0), "analysis": timing.get("analysis", 0.0),
+    "other": t_audit - timing["trace"] - timing["eval"] - timing.get("training", 0.0),
     "trace_calls": timing["trace_calls"], "eval_calls": timing["eval_calls"],
     "examples": report.stats["examples"], "summary": report.summary,
 }))
@@ -88,7 +107,9 @@ def main() -> None:
         ("audit", "audit()"),
         ("tracing", "  tracing new shapes (incl. XLA)"),
         ("loss_evaluations", "  loss evaluations"),
+        ("training", "  training runs (*.trains, balance)"),
         ("other", "  Hypothesis + properties + report"),
+        ("analysis", "  (analysis step, its evaluations incl.)"),
     ]
     print(
         f"target: {args.target or 'bundled seed loss'}; profile {args.profile}; {args.repeat} runs (median, min)"
