@@ -560,14 +560,22 @@ def _head(spec_shape: tuple[int, ...], channels_in: int, seed: int) -> Any:
     import keras
 
     _, h, w, anchors, depth = spec_shape
-    keras.utils.set_random_seed(seed)
+
+    def init(k: int) -> Any:
+        # Seeded initialisers, not keras.utils.set_random_seed: the caller's global seeds stay.
+        return keras.initializers.GlorotUniform(seed=seed * 10 + k)
+
     return keras.Sequential(
         [
             keras.Input((4 * h, 4 * w, channels_in)),
-            keras.layers.Conv2D(16, 3, padding="same", activation="relu"),
+            keras.layers.Conv2D(
+                16, 3, padding="same", activation="relu", kernel_initializer=init(0)
+            ),
             keras.layers.AveragePooling2D(4),
-            keras.layers.Conv2D(32, 3, padding="same", activation="relu"),
-            keras.layers.Conv2D(anchors * depth, 1),
+            keras.layers.Conv2D(
+                32, 3, padding="same", activation="relu", kernel_initializer=init(1)
+            ),
+            keras.layers.Conv2D(anchors * depth, 1, kernel_initializer=init(2)),
             keras.layers.Reshape((h, w, anchors, depth)),
         ]
     )
@@ -638,23 +646,33 @@ def _train(
         )
         return scalars
 
+    def current() -> Any:
+        return forward(y_true_t, predict())[1]
+
     if not eager:
         grads_of_components = tf.function(grads_of_components)
         step = tf.function(step)
+        current = tf.function(current)
     history: dict[str, list[float]] = {}
     param_grads: dict[str, np.ndarray] = {}
     error = None
+    final = np.zeros(y_true.shape, dtype=np.float32)
     try:
         scalars, per_role = grads_of_components()
         param_grads = {r: g.numpy().astype(np.float64) for r, g in per_role.items()}
         for r, v in scalars.items():
             history[r] = [float(v.numpy())]
-        for _ in range(steps):
-            for r, v in step().items():
-                history[r].append(float(v.numpy()))
+        for k in range(steps):
+            # A step returns the values it started from: step k's are the values after k - 1.
+            before = step()
+            if k > 0:
+                for r, v in before.items():
+                    history[r].append(float(v.numpy()))
+        for r, v in current().items():
+            history[r].append(float(v.numpy()))
+        final = predict().numpy()
     except Exception as exc:  # the loss's error during training: reported, never raised
         error = describe_exception(exc)
-    final = predict().numpy()
     return Training(
         model=model,
         values={r: np.asarray(v, dtype=np.float64) for r, v in history.items()},
@@ -683,6 +701,13 @@ def train(
     """
     if (start is None) == (images is None):
         raise ValueError("train() needs exactly one of start= (free predictions) or images=")
+    import keras
+
+    if keras.config.backend() != "tensorflow":
+        raise LossError(
+            f"training diagnostics need Keras's TensorFlow backend; KERAS_BACKEND is "
+            f"{keras.config.backend()!r}"
+        )
     return _train(
         adapter, y_true, start, images, steps=steps, learning_rate=learning_rate, seed=seed
     )

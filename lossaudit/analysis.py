@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from lossaudit import scenarios as sc
+from lossaudit.adapter import base_roles
 from lossaudit.errors import LossError
 from lossaudit.properties._helpers import one_class_softmax, tol
 from lossaudit.properties.registry import Context
@@ -166,14 +167,33 @@ def balance(ctx: Context) -> dict[str, Any]:
     if head.param_grads and all(np.all(np.isfinite(g)) for g in head.param_grads.values()):
         # Shared weights are where terms compete: 844 small per-anchor gradients add up there.
         flat, on = head.param_grads, "the weights of a small convolutional head"
-    weights = fitted_weights(flat, ctx.total_given)
-    norms = {r: abs(w) * float(np.linalg.norm(flat[r])) for r, w in weights.items()}
+    finite = {r: bool(np.all(np.isfinite(g))) for r, g in flat.items()}
+    usable = {r: g for r, g in flat.items() if finite[r]}
+    weights = fitted_weights(usable, ctx.total_given)
+    if not weights:  # the total's own gradient is not finite: no fit, every weight read as 1
+        weights = {r: 1.0 for r in base_roles(usable) if r in usable}
+    norms = {r: abs(w) * float(np.linalg.norm(usable[r])) for r, w in weights.items()}
     whole = sum(norms.values())
     rows = []
-    for role, weight in weights.items():
-        has_gradient = float(np.linalg.norm(flat[role])) > 0
-        share = norms[role] / whole if whole > 0 else 0.0
-        doubled = 2 * norms[role] / (whole + norms[role]) if whole > 0 else 0.0
+    for role in base_roles(flat):
+        if role not in flat:
+            continue
+        if not finite[role]:
+            rows.append(
+                {
+                    "component": role,
+                    "value": start.values[role],
+                    "weight": None,
+                    "share": None,
+                    "share_if_doubled": None,
+                    "finite": False,
+                }
+            )
+            continue
+        weight = weights.get(role, 0.0)
+        has_gradient = float(np.linalg.norm(usable[role])) > 0
+        share = norms.get(role, 0.0) / whole if whole > 0 else 0.0
+        doubled = 2 * norms.get(role, 0.0) / (whole + norms.get(role, 0.0)) if whole > 0 else 0.0
         rows.append(
             {
                 "component": role,
@@ -181,10 +201,12 @@ def balance(ctx: Context) -> dict[str, Any]:
                 "weight": weight if has_gradient else None,
                 "share": share,
                 "share_if_doubled": doubled,
+                "finite": True,
             }
         )
     movable = [r for r in rows if r["weight"] is not None]
-    stuck = [r["component"] for r in rows if r["weight"] is None]
+    stuck = [r["component"] for r in rows if r["weight"] is None and r["finite"]]
+    broken = [r["component"] for r in rows if not r["finite"]]
     notes = []
     if len(movable) > 1:
         low = min(movable, key=lambda r: r["share"])
@@ -199,6 +221,8 @@ def balance(ctx: Context) -> dict[str, Any]:
             f"{', '.join(stuck)}: no gradient at all, so no weight can make "
             f"{'it' if len(stuck) == 1 else 'them'} train"
         )
+    if broken:
+        notes.append(f"{', '.join(broken)}: non-finite gradient (see the finite properties)")
     note = "; ".join(notes)
     return {
         "rows": rows,
@@ -223,4 +247,6 @@ def analyse(ctx: Context) -> dict[str, Any]:
             out[key] = fn(ctx)
         except LossError as exc:
             out[key] = {"error": str(exc)}
+        except Exception as exc:  # a bug in lossaudit: the other parts and the verdicts stand
+            out[key] = {"error": f"internal error in lossaudit: {type(exc).__name__}: {exc}"}
     return out

@@ -102,11 +102,15 @@ def _scene_code(scene: Scene) -> str:
     return f"spec  = {scene.spec!r}\nscene = [{inner}]"
 
 
-def _drawn_case(cases: list[Case], scene: Scene) -> Case | None:
-    """The case to draw for a failure: the first one on the failing scene that is not the
-    perfect prediction (the shifted box, the extreme logit), else the first."""
+def _drawn_case(cases: list[Case], scene: Scene, said: str) -> Case | None:
+    """The case to draw for a failure: the one the verdict names (its label appears in what
+    the property observed), else the last evaluated that is not the perfect prediction (the
+    perturbed case of a before/after pair, the case a finiteness check stopped on)."""
     mine = [c for c in cases if c.scene == scene]
-    for case in mine:
+    named = [c for c in mine if c.label != "perfect" and c.label in said]
+    if named:
+        return max(named, key=lambda c: len(c.label))
+    for case in reversed(mine):
         if case.label != "perfect":
             return case
     return mine[0] if mine else None
@@ -154,7 +158,8 @@ def _counterexample(
         if key == "scene":
             continue
         params[key] = [repr(o) for o in value.objects] if isinstance(value, Scene) else value
-    case = _drawn_case(cases or [], main) if codec is not None else None
+    said = f"{outcome.observed} {outcome.expected}" if outcome else ""
+    case = _drawn_case(cases or [], main, said) if codec is not None else None
     predicted = (
         _predicted(case, codec, outcome.cells if outcome else ())
         if case is not None and codec is not None
@@ -611,4 +616,7 @@ def _run_with_limit(
         )
         return _plain(prop, "error", message, reproduce, examples, seconds)
     status, outcome, drawn, error = out
-    return _result(prop, status, outcome, drawn, error, reproduce, examples, seconds, ctx.codec)
+    try:
+        return _result(prop, status, outcome, drawn, error, reproduce, examples, seconds, ctx.codec)
+    except Exception:  # drawing the predicted boxes failed: keep the verdict without them
+        return _result(prop, status, outcome, drawn, error, reproduce, examples, seconds)

@@ -432,7 +432,9 @@ def _report(args: argparse.Namespace) -> ExitCode:
         from lossaudit import logs
 
         # Bad logs are a usage error: found before the audit spends its time.
-        diagnosis = logs.diagnose_logdir(args.logs, components=dict(args.component))
+        # --component maps the loss's names; the logs' tags use the heuristic (map them with
+        # `lossaudit tensorboard --component` when it misses).
+        diagnosis = logs.diagnose_logdir(args.logs)
     tty = sys.stderr.isatty()
     report = audit(
         loss,
@@ -472,6 +474,17 @@ def _report(args: argparse.Namespace) -> ExitCode:
     else:
         sys.stdout.write(text)
     return ExitCode.OK if report.ok else ExitCode.FAILED
+
+
+def _write_or_explain(path: Path, text: str, what: str) -> None:
+    """Write atomically; a path that cannot be written is a usage error, not a traceback."""
+    try:
+        write_atomic(path, text)
+    except OSError as exc:
+        raise UsageError(
+            f"cannot write {what} to {str(path)!r}: {exc.strerror or exc}. "
+            "Choose a path you can write to."
+        ) from None
 
 
 def _check(args: argparse.Namespace) -> ExitCode:
@@ -515,7 +528,7 @@ def _check(args: argparse.Namespace) -> ExitCode:
     text = "\n".join(parts)
     sys.stdout.write(text)
     if args.out is not None:
-        write_atomic(args.out, text)
+        _write_or_explain(args.out, text, "the check output")
     if args.html is not None:
         from lossaudit.render.html import render_html_check
 
@@ -535,7 +548,7 @@ def _check(args: argparse.Namespace) -> ExitCode:
             }
             for d in drifts
         ]
-        write_atomic(args.html, render_html_check(reports, rows, compared))
+        _write_or_explain(args.html, render_html_check(reports, rows, compared), "the HTML page")
     ok = all(r.ok for r in reports) and not drifts
     return ExitCode.OK if ok else ExitCode.FAILED
 

@@ -56,7 +56,7 @@ Status rules, per series of ``n`` points (thresholds are the module constants be
         total in ``train``/``validation`` while a loss logs its parts elsewhere). Such a term
         barely steers the optimiser whatever it does; the usual fix is its weight. Also a
         component that rises while a ``responding`` component of the same run falls, having
-        started below ``PUSHED_SHARE`` (2 %) of that component's size (first logged values):
+        started below ``PUSHED_SHARE`` (5 %) of that component's size (first-fifth medians):
         the bigger term owns the shared weights and pushes it the wrong way, as the seed's
         no-object term over 844 empty anchors pushes its object term up.
 
@@ -116,7 +116,7 @@ BARELY_RELATIVE = 0.20
 #: A barely moving component below this fraction of a responding peer's size is ``drowned``.
 DROWNED_SHARE = 0.01
 #: A rising component that starts below this fraction of a falling peer's size is ``drowned``.
-PUSHED_SHARE = 0.02
+PUSHED_SHARE = 0.05
 #: How many standard errors of noise a change must exceed to count.
 NOISE_Z = 3.0
 #: Ending this many times above its lowest fifth is a blow-up (``diverging``).
@@ -642,16 +642,17 @@ def _pushed_up(
     ]
     if not peers:
         return None
-    ref = max(peers, key=lambda p: abs(float(p.values[0])))
-    big = abs(float(ref.values[0]))
-    share = abs(float(s.values[0])) / big if big > 0 else math.inf
+    ref = max(peers, key=lambda p: abs(trends[id(p)].head))
+    big = abs(trends[id(ref)].head)
+    share = abs(t.head) / big if big > 0 else math.inf
     if share >= PUSHED_SHARE:
         return None
     label = ref.tag if ref.run == "." else f"{ref.run}/{ref.tag}"
     reason = (
-        f"rises {abs(t.change or 0):.0%} while {label} falls: it starts at {share:.2%} of "
-        f"{label}'s size, so that term's gradient owns the weights they share and pushes this "
-        "one the wrong way (raise its weight, or normalise the other term)"
+        f"rises {abs(t.change or 0):.0%} while {label} falls: over the first fifth of the run "
+        f"it is {share:.2%} of {label}'s size, so that term's gradient owns the weights they "
+        "share and pushes this one the wrong way (raise its weight or normalise the other "
+        "term; if its target is wrong, a weight will not help: `lossaudit report` checks that)"
     )
     return reason, share, label
 

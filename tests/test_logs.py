@@ -456,3 +456,18 @@ def test_a_small_term_pushed_up_by_a_big_falling_one_is_drowned():
         }
     )
     assert {c.name: c.status for c in d.components}["epoch_objects"] == "diverging"
+
+
+def test_a_term_that_starts_at_zero_and_outgrows_its_peer_is_not_drowned():
+    """Only a term that stays small next to the falling one is called drowned."""
+    rising = np.concatenate([[0.0], np.linspace(1.0, 5.0, 29)])
+    falling = np.linspace(3.0, 1.0, 30)
+    d = diagnose(
+        {
+            "train": {
+                "epoch_objects": _series(rising, tag="epoch_objects"),
+                "epoch_no_objects": _series(falling, tag="epoch_no_objects"),
+            }
+        }
+    )
+    assert {c.name: c.status for c in d.components}["epoch_objects"] == "diverging"

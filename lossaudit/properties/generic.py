@@ -247,8 +247,8 @@ def minimal_at_truth(ctx: Context, role: str, d: dict[str, Any]) -> Outcome:
                 f"{worst[1].split(' | ')[-1]}: its minimum is not at the truth (gradient norm at the truth {fmt(gnorm)})"
             ),
             cells=cells_where(moved_cells),
-            of=int(scene.object_mask().sum()),
-            of_what="object anchors",
+            of=int(moved_cells.size),
+            of_what="anchors (the ones the move touched)",
             values={"at_truth": v0, "nearby": worst[2], "gradient_norm": gnorm},
             info=info,
         )

@@ -29,6 +29,7 @@ from hypothesis import strategies as st
 
 from lossaudit import scenarios as sc
 from lossaudit.adapter import Training, base_roles, train
+from lossaudit.errors import LossError
 from lossaudit.properties._helpers import (
     ZERO_GRAD,
     cells_where,
@@ -130,12 +131,22 @@ def _share_of(ctx: Context, role: str, run: Training, scene: Any) -> tuple[float
     return mine, max(rivals, key=rivals.__getitem__)
 
 
+class _Disrupted(Exception):
+    """The run turned NaN through another component: this one cannot be judged in it."""
+
+
 def _cause(ctx: Context, role: str, name: str, run: Training, data: dict[str, Any]) -> str:
     """Why ``role`` did not fall in ``run``, from evidence."""
     start, other, truth = data["start_eval"], data["other_eval"], data["truth"]
     v0, vt = start.values[role], truth.values[role]
-    if not all(np.all(np.isfinite(g)) for g in (start.grads[role], *run.param_grads.values())):
-        return "nan: the gradient is not finite at the start of training"
+    culprits = _nonfinite_roles(run, data)
+    if role in culprits:
+        return "nan: its gradient is not finite at the start of training"
+    if culprits:
+        raise _Disrupted(
+            f"not judged: {', '.join(culprits)} sends a non-finite gradient into the {name} run "
+            f"(see {culprits[0]}.trains and {culprits[0]}.finite)"
+        )
     channels, _ = governed_union(ctx, role, data["scene"])
     grad = start.grads[role][channels] if channels.any() else start.grads[role].reshape(-1)
     gnorm = float(np.linalg.norm(grad)) if start.connected.get(role, True) else 0.0
@@ -187,14 +198,48 @@ def _channels(role: str) -> str:
     return CHANNELS.get(role, "its channels")
 
 
+def _nonfinite_roles(run: Training, data: dict[str, Any]) -> list[str]:
+    """Components whose own gradient is non-finite at the start (free outputs or head weights)."""
+    start = data["start_eval"]
+    bad = []
+    for role, g in start.grads.items():
+        head = run.param_grads.get(role)
+        if role == "total":
+            continue
+        if not np.all(np.isfinite(g)) or (head is not None and not np.all(np.isfinite(head))):
+            bad.append(role)
+    return bad
+
+
+#: Causes that are a property of the loss, wherever they show: a ``fail``. Any other cause
+#: (drowned, vanishing, stalls, diverging through the shared head) is about the balance of the
+#: terms and the optimiser: a ``warn``.
+STRUCTURAL = (
+    "nan",
+    "constant",
+    "disconnected",
+    "part disconnected",
+    "left out of the total",
+    "optimum off the truth",
+)
+
+
 def _verdict(ctx: Context, role: str, name: str, run: Training, data: dict[str, Any]) -> str | None:
     """``None`` when ``role`` trains in ``run``, else what went wrong and why."""
+    if run.error:
+        raise LossError(f"the loss raised during the {name} training run: {run.error}")
     values = run.values.get(role)
     if values is None or len(values) < 2:
-        return f"the run stopped before the first step: {run.error}" if run.error else None
+        return None
     vt = data["truth"].values[role]
     bad = np.flatnonzero(~np.isfinite(values))
     if bad.size:
+        culprits = _nonfinite_roles(run, data)
+        if culprits and role not in culprits:
+            raise _Disrupted(
+                f"not judged: the {name} run turned NaN through {', '.join(culprits)} "
+                f"(see {culprits[0]}.trains and {culprits[0]}.finite)"
+            )
         return f"nan: turns {values[bad[0]]} at step {int(bad[0])}"
     v0, end = values[0], float(np.median(values[-5:]))
     gap = v0 - vt
@@ -247,34 +292,56 @@ def trains(ctx: Context, role: str, _: Any) -> Outcome:
     if not governed_union(ctx, role, data["scene"])[1].any():
         return Outcome.ok(info=f"the training scene has no anchor {role} governs (a tiny grid)")
     falls = []
+    found: list[tuple[str, str, Training]] = []
     for name in RUNS:
         run = data["runs"][name]
-        problem = _verdict(ctx, role, name, run, data)
+        try:
+            problem = _verdict(ctx, role, name, run, data)
+        except _Disrupted as exc:
+            return Outcome("skip", observed=str(exc))
         values = run.values.get(role, np.zeros(1))
-        if problem is not None:
-            stuck = _stuck_object_anchors(ctx, role, run, data)
-            cells = (
-                cells_where(stuck[0]) if stuck is not None and problem.startswith("part") else ()
+        if problem is None:
+            falls.append(f"{name}: {fmt(values[0])} -> {fmt(values[-1])}")
+        else:
+            found.append((name, problem, run))
+    if found:
+        # The most telling problem: a structural one, else a failure of free predictions.
+        def rank(item: tuple[str, str, Training]) -> int:
+            name, problem, _ = item
+            if problem.startswith(STRUCTURAL):
+                return 0
+            return 1 if name == "free predictions" else 2
+
+        name, problem, run = min(found, key=rank)
+        values = run.values.get(role, np.zeros(1))
+        structural = problem.startswith(STRUCTURAL)
+        one_class = role == "classification" and one_class_softmax(ctx)
+        if structural:
+            status = "warn" if one_class and problem.startswith("constant") else "fail"
+        else:
+            status = (
+                "fail" if name == "free predictions" and problem.startswith("diverging") else "warn"
             )
-            one_class = role == "classification" and one_class_softmax(ctx)
-            return Outcome(
-                "warn" if one_class and problem.startswith("constant") else "fail",
-                expected=(
-                    f"{role} falls by at least {FALL_FRACTION:.0%} of its distance to its value "
-                    f"at the truth ({fmt(data['truth'].values[role])}) when the total is minimised"
-                ),
-                observed=f"{name}: {problem}",
-                cells=cells,
-                of=stuck[1] if cells and stuck is not None else 0,
-                of_what="object anchors",
-                values={
-                    "run": name,
-                    "start": float(values[0]),
-                    "end": float(values[-1]),
-                    "truth": data["truth"].values[role],
-                },
-            )
-        falls.append(f"{name}: {fmt(values[0])} -> {fmt(values[-1])}")
+        stuck = _stuck_object_anchors(ctx, role, run, data)
+        cells = cells_where(stuck[0]) if stuck is not None and problem.startswith("part") else ()
+        return Outcome(
+            status,
+            expected=(
+                f"{role} falls by at least {FALL_FRACTION:.0%} of its distance to its value "
+                f"at the truth ({fmt(data['truth'].values[role])}) when the total is minimised"
+            ),
+            observed=f"{name}: {problem}",
+            cells=cells,
+            of=stuck[1] if cells and stuck is not None else 0,
+            of_what="object anchors",
+            values={
+                "run": name,
+                "start": float(values[0]),
+                "end": float(values[-1]),
+                "truth": data["truth"].values[role],
+            },
+            info="; ".join(falls),
+        )
     return Outcome.ok(info="; ".join(falls))
 
 
@@ -302,7 +369,7 @@ def not_drowned(ctx: Context, role: str, _: Any) -> Outcome:
         return Outcome.ok(info=f"the training scene has no anchor {role} governs (a tiny grid)")
     run = data["runs"]["conv head"]
     if run.error:
-        return Outcome.ok(info=f"no training run: {run.error}")
+        raise LossError(f"the loss raised during the conv head training run: {run.error}")
     grads = run.param_grads
     if not all(np.all(np.isfinite(g)) for g in grads.values()):
         return Outcome.ok(info="non-finite gradients: see the finite properties")

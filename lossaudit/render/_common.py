@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from lossaudit.report import Report
@@ -11,6 +12,18 @@ BALANCE_HEADER = ("component", "value", "weight", "share", "x2 weight")
 BALANCE_LEGEND = (
     "share: of the total's gradient on {on}; x2 weight: its share with its weight doubled"
 )
+
+
+def as_float(v: Any) -> float:
+    """A number from the report, NaN for anything else (JSON writes NaN as ``"nan"``)."""
+    if isinstance(v, bool) or v is None:
+        return math.nan
+    if isinstance(v, int | float):
+        return float(v)
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return math.nan
 
 
 def _num(v: Any) -> str:
@@ -23,6 +36,11 @@ def _num(v: Any) -> str:
     return f"{v:.4g}"
 
 
+def _pct(v: Any) -> str:
+    f = as_float(v)
+    return f"{100 * f:.2g}%" if math.isfinite(f) else "-"
+
+
 def balance_table(report: Report) -> tuple[str, list[tuple[str, ...]], str] | None:
     """``(caption, rows, note)`` of the report's balance table, or None when not measured."""
     balance = report.analysis.get("balance")
@@ -30,14 +48,15 @@ def balance_table(report: Report) -> tuple[str, list[tuple[str, ...]], str] | No
         return None
     rows = []
     for row in balance["rows"]:
-        no_gradient = row["weight"] is None
+        no_gradient = row.get("weight") is None
+        missing = "nan gradient" if row.get("finite") is False else "no gradient"
         rows.append(
             (
-                row["component"],
-                _num(row["value"]),
-                "no gradient" if no_gradient else _num(row["weight"]),
-                "-" if no_gradient else f"{100 * row['share']:.2g}%",
-                "-" if no_gradient else f"{100 * row['share_if_doubled']:.2g}%",
+                str(row.get("component", "?")),
+                _num(row.get("value")),
+                missing if no_gradient else _num(row["weight"]),
+                "-" if no_gradient else _pct(row.get("share")),
+                "-" if no_gradient else _pct(row.get("share_if_doubled")),
             )
         )
     weights = (
@@ -46,7 +65,7 @@ def balance_table(report: Report) -> tuple[str, list[tuple[str, ...]], str] | No
         else ("the total is lossaudit's sum of the components")
     )
     legend = BALANCE_LEGEND.format(on=balance.get("on", "the outputs"))
-    caption = f"Balance at {balance['at']} ({weights}; {legend})"
+    caption = f"Balance at {balance.get('at', '?')} ({weights}; {legend})"
     return caption, rows, balance.get("note", "")
 
 

@@ -8,13 +8,20 @@ environment; SVG ids are salted with a constant so the same report gives the sam
 
 from __future__ import annotations
 
+import contextlib
 import html
 import io
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from lossaudit.render._common import BALANCE_HEADER, LOGS_HEADER, balance_table, logs_table
+from lossaudit.render._common import (
+    BALANCE_HEADER,
+    LOGS_HEADER,
+    as_float,
+    balance_table,
+    logs_table,
+)
 from lossaudit.report import Report, Result
 
 __all__ = ["render_html", "render_html_check"]
@@ -60,13 +67,8 @@ def _badge(status: str) -> str:
 
 def _svg(fig: Any) -> str:
     """A matplotlib figure as inline SVG markup (no XML prologue, stable ids)."""
-    import matplotlib
-
     buf = io.StringIO()
-    with matplotlib.rc_context({"svg.hashsalt": "lossaudit", "svg.fonttype": "none"}):
-        fig.savefig(
-            buf, format="svg", metadata={"Date": None, "Creator": None}, bbox_inches="tight"
-        )
+    fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None}, bbox_inches="tight")
     text = buf.getvalue()
     return text[text.index("<svg") :]
 
@@ -116,11 +118,12 @@ def _scene_svg(r: Result) -> str:
             )
             ax.plot([x], [y], marker="+", color="#1a7f37")
         for p in cx.predicted:
-            if p["b"] != b or not all(math.isfinite(p[k]) for k in ("x", "y", "w", "h")):
+            px, py, pw, ph = (as_float(p.get(k)) for k in ("x", "y", "w", "h"))
+            if p.get("b") != b or not all(math.isfinite(v) for v in (px, py, pw, ph)):
                 continue
-            x, y = p["j"] + p["x"], p["i"] + p["y"]
-            w, h = min(p["w"], 4.0) * W, min(p["h"], 4.0) * H
-            colour = "#cf222e" if p["kind"] == "object" else "#bc4c00"
+            x, y = p["j"] + px, p["i"] + py
+            w, h = min(max(pw, 0.0), 4.0) * W, min(max(ph, 0.0), 4.0) * H
+            colour = "#cf222e" if p.get("kind") == "object" else "#bc4c00"
             ax.add_patch(
                 Rectangle(
                     (x - w / 2, y - h / 2),
@@ -146,9 +149,9 @@ def _scene_svg(r: Result) -> str:
     return _svg(fig)
 
 
-def _failure(r: Result) -> str:
+def _failure(r: Result, anchor: str = "") -> str:
     box = "failure warn-box" if r.status == "warn" else "failure"
-    parts = [f'<div class="{box}" id="{_e(r.property)}">']
+    parts = [f'<div class="{box}" id="{_e(anchor + r.property)}">']
     parts.append(f"<h3>{_badge(r.status)} <code>{_e(r.property)}</code></h3>")
     if r.status == "error":
         parts.append(f"<p><b>Error:</b> {_e(r.message)}</p>")
@@ -194,8 +197,11 @@ def _curves_html(curves: list[dict[str, Any]]) -> str:
         fig = _figure(2.3 * len(items), 2.3)
         axes = fig.subplots(1, len(items), squeeze=False)[0]
         for ax, c in zip(axes, items, strict=True):
-            ys = [float(v) if isinstance(v, int | float) else math.nan for v in c["y"]]
-            ax.plot(c["x"], ys, marker="o", markersize=3, color=_COLOURS.get(c["component"], "k"))
+            xs = [as_float(v) for v in c.get("x") or []]
+            ys = [as_float(v) for v in c.get("y") or []]
+            if xs and len(xs) == len(ys):
+                ax.plot(xs, ys, marker="o", markersize=3, color=_COLOURS.get(c["component"], "k"))
+                ax.axvline(xs[-1], color="#1a7f37", linewidth=0.8, linestyle=":")
             bad = c["expected"] and c["expected"] != c["observed"]
             ax.set_title(
                 f"{c['component']}\nexpected {c['expected'] or 'any'}, {c['observed']}",
@@ -203,7 +209,6 @@ def _curves_html(curves: list[dict[str, Any]]) -> str:
                 color="#a40e26" if bad else "#1b1b1b",
             )
             ax.tick_params(labelsize=7)
-            ax.axvline(c["x"][-1], color="#1a7f37", linewidth=0.8, linestyle=":")
         fig.supxlabel(f"{items[0]['x_label']} (truth at the dotted line)", fontsize=8)
         rows = "".join(
             f"<tr><td>{_e(c['component'])}</td><td>{_e(c['expected'] or 'any')}</td>"
@@ -221,17 +226,18 @@ def _curves_html(curves: list[dict[str, Any]]) -> str:
 
 def _gradients_html(view: dict[str, Any]) -> str:
     cols = view["columns"]
-    peak = max((v for row in view["rows"] for v in row["norms"].values()), default=0.0) or 1.0
+    norms = [as_float(v) for row in view["rows"] for v in row["norms"].values()]
+    peak = max((v for v in norms if math.isfinite(v)), default=0.0) or 1.0
     head = "".join(f"<th>{_e(c)}</th>" for c in cols)
     body = []
     for row in view["rows"]:
         cells = []
         for c in cols:
-            v = row["norms"][c]
+            v = as_float(row["norms"].get(c))
             if not math.isfinite(v):
                 cells.append("<td class='num bad'>nan</td>")
                 continue
-            level = 0.0 if v <= 0 else max(0.08, 1 + math.log10(v / peak) / 6)
+            level = 0.0 if v <= 0 else max(0.08, 1 + math.log10(max(v / peak, 1e-12)) / 6)
             shade = f"background: rgba(31, 119, 180, {min(level, 1.0):.2f})"
             cells.append(
                 f"<td class='num' style='{shade}'>{v:.3g}</td>" if v else "<td class='num'>0</td>"
@@ -271,8 +277,8 @@ def _training_html(training: dict[str, Any]) -> str:
     axes = fig.subplots(1, len(runs), squeeze=False)[0]
     for ax, (name, run) in zip(axes, runs, strict=True):
         for role, values in run["values"].items():
-            ys = [float(v) if isinstance(v, int | float) else math.nan for v in values]
-            start = ys[0] if ys and ys[0] not in (0.0,) and math.isfinite(ys[0]) else 1.0
+            ys = [as_float(v) for v in values]
+            start = ys[0] if ys and ys[0] != 0.0 and math.isfinite(ys[0]) else 1.0
             ax.plot(
                 [y / start for y in ys],
                 label=role,
@@ -309,12 +315,12 @@ def _logs_html(report: Report) -> str:
         for ax, (run, comps) in zip(axes, by_run.items(), strict=True):
             positive = True
             for c in comps:
-                ys = [math.nan if v is None else float(v) for v in c["y"]]
+                ys = [as_float(v) for v in c["y"]]
                 positive &= all(v > 0 for v in ys if math.isfinite(v))
                 ax.plot(
                     c["x"],
                     ys,
-                    label=f"{c['name']}: {c['status']}",
+                    label=f"{c['status']}: {c['name']}",
                     color=_COLOURS.get(c.get("component") or "", None),
                     linewidth=1.2,
                 )
@@ -348,7 +354,8 @@ def _page(title: str, body: list[str]) -> str:
     return "\n".join(p for p in [*head, *body, "</body></html>"] if p) + "\n"
 
 
-def _report_body(report: Report, level: int = 1) -> list[str]:
+def _report_body(report: Report, level: int = 1, anchor: str = "") -> list[str]:
+    """The page body for one report; ``anchor`` prefixes its ids (several reports, one page)."""
     spec, codec = report.spec, report.codec
     s = report.summary
     verdict = "every property holds" if report.ok else "a property failed or the loss errored"
@@ -372,7 +379,7 @@ def _report_body(report: Report, level: int = 1) -> list[str]:
         n = {k: sum(r.status == k for r in mine) for k in ("pass", "fail", "error", "warn")}
         names = ", ".join(report.components.get(comp, []))
         links = ", ".join(
-            f"<a href='#{_e(r.property)}'>{_e(r.property.split('.', 1)[1])}</a>"
+            f"<a href='#{_e(anchor + r.property)}'>{_e(r.property.split('.', 1)[1])}</a>"
             for r in mine
             if r.status in ("fail", "error", "warn")
         )
@@ -385,7 +392,7 @@ def _report_body(report: Report, level: int = 1) -> list[str]:
     problems = [r for r in report.results if r.status in ("error", "fail", "warn")]
     if problems:
         parts.append(f"<{h2}>Failures and warnings</{h2}>")
-        parts += [_failure(r) for r in problems]
+        parts += [_failure(r, anchor) for r in problems]
     analysis = report.analysis
     parts.append(_balance_html(report))
     curves = analysis.get("curves")
@@ -404,6 +411,8 @@ def _report_body(report: Report, level: int = 1) -> list[str]:
     if isinstance(training, dict):
         parts.append(_training_html(training))
     parts.append(_logs_html(report))
+    if isinstance(analysis.get("error"), str):
+        parts.append(f"<p class='bad'>analysis not measured: {_e(analysis['error'])}</p>")
     for key in ("curves", "gradients", "balance"):
         part = analysis.get(key)
         if isinstance(part, dict) and "error" in part:
@@ -421,9 +430,22 @@ def _report_body(report: Report, level: int = 1) -> list[str]:
     return parts
 
 
+@contextlib.contextmanager
+def _style() -> Iterator[None]:
+    """matplotlib's own defaults, whatever the user's matplotlibrc says (no TeX, no mathtext
+    in labels, stable SVG ids): the same report always gives the same page."""
+    import matplotlib
+    import matplotlib.style
+
+    rc = {"svg.hashsalt": "lossaudit", "svg.fonttype": "none", "text.parse_math": False}
+    with matplotlib.style.context("default"), matplotlib.rc_context(rc):
+        yield
+
+
 def render_html(report: Report, **_: object) -> str:
     """``report`` as one self-contained HTML page (inline CSS and SVG, no scripts, no fetches)."""
-    return _page(f"lossaudit: {report.target}", _report_body(report))
+    with _style():
+        return _page(f"lossaudit: {report.target}", _report_body(report))
 
 
 def render_html_check(
@@ -460,9 +482,10 @@ def render_html_check(
             "<p>If the change is intended, accept it with <code>lossaudit baseline --update</code> "
             "and commit the file.</p>",
         ]
-    for report in reports:
-        body.append("<hr>")
-        body += _report_body(report, level=2)
+    with _style():
+        for k, report in enumerate(reports):
+            body.append("<hr>")
+            body += _report_body(report, level=2, anchor=f"loss{k}-")
     return _page("lossaudit check", body)
 
 

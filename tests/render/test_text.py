@@ -107,3 +107,38 @@ def test_balance_table_in_text_and_markdown():
     assert "x2 weight" in text and "no gradient" in text and "18%" in text
     md = render(sample_report(), "markdown")
     assert "| objects | 0.75 | 5 | 10% | 18% |" in md
+
+
+def _damaged_reports():
+    """Reports as they come back from JSON or from an audit that lost part of its analysis."""
+    import dataclasses
+
+    base = sample_report()
+    a = json.loads(json.dumps(base.analysis))
+    a["gradients"]["rows"][0]["norms"]["x, y @ object"] = "nan"
+    a["gradients"]["rows"][1]["norms"]["obj @ object"] = float("inf")
+    a["balance"]["rows"][0]["share"] = "nan"
+    a["balance"]["rows"][1].update(weight=None, share=None, share_if_doubled=None, finite=False)
+    a["curves"][0]["x"] = []
+    a["training"]["free predictions"]["values"]["objects"] = ["nan", "inf", 1.0]
+    cx = base.results[1].counterexample
+    broken_cx = dataclasses.replace(cx, predicted=[{**cx.predicted[0], "x": "nan"}])
+    results = list(base.results)
+    results[1] = dataclasses.replace(results[1], counterexample=broken_cx)
+    yield dataclasses.replace(base, analysis=a, results=tuple(results))
+    yield dataclasses.replace(base, analysis={"error": "did not finish within 300s"})
+    yield dataclasses.replace(
+        base, analysis={"curves": {"error": "boom"}, "balance": {"error": "x"}}
+    )
+    old = base.to_dict()
+    old.pop("analysis")
+    yield Report.from_dict(old)  # a document written before the analysis existed
+
+
+@pytest.mark.parametrize("fmt", ["text", "markdown", "junit", "json", "html"])
+def test_renderers_survive_partial_and_reloaded_analysis(fmt):
+    for report in _damaged_reports():
+        out = render(report, fmt)
+        assert out
+        if fmt == "html":
+            assert "analysis not measured" in out or report.analysis.get("error") is None
