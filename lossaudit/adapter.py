@@ -20,10 +20,12 @@ TensorFlow is imported lazily, inside functions, so ``import lossaudit`` stays c
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import os
 import re
 import sys
+import threading
 import traceback
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
@@ -222,33 +224,55 @@ def describe_exception(exc: BaseException, limit: int = 400) -> str:
     return f"{name}: {text}{where}"
 
 
-@contextlib.contextmanager
-def capture_summaries(store: dict[str, Any]) -> Iterator[None]:
-    """Record every ``tf.summary.scalar(name, data)`` the loss makes into ``store``.
+#: The capture store of the current thread, if any (see :func:`capture_summaries`).
+_CAPTURE = threading.local()
 
-    The call writes nothing while captured, so no summary writer or step is needed.
+
+def _install_summary_hook(tf: Any) -> None:
+    """Route ``tf.summary.scalar`` through a dispatcher, once per process.
+
+    The dispatcher records into the calling thread's capture store when one is active and calls
+    TensorFlow's own function otherwise. Capturing is thus per thread: an audit running in its
+    worker thread never changes what the user's other threads write, and a worker abandoned
+    inside a hung loss cannot leave ``tf.summary.scalar`` patched for the rest of the process.
     """
-    tf = _tf()
     modules = [tf.summary]
     compat = getattr(getattr(tf.compat, "v2", None), "summary", None)
     if compat is not None and compat is not tf.summary:
         modules.append(compat)
+    for module in modules:
+        current = module.scalar
+        if getattr(current, "_lossaudit_dispatch", False):
+            continue
 
-    @tf.autograph.experimental.do_not_convert
-    def scalar(
-        name: str, data: Any = None, step: Any = None, description: Any = None, **_: Any
-    ) -> Any:
-        store[str(name)] = data
-        return tf.constant(True)
+        def make(original: Any) -> Any:
+            @functools.wraps(original)
+            @tf.autograph.experimental.do_not_convert
+            def scalar(name: Any, data: Any = None, step: Any = None, *args: Any, **kw: Any) -> Any:
+                store = getattr(_CAPTURE, "store", None)
+                if store is None:
+                    return original(name, data, step, *args, **kw)
+                store[str(name)] = data
+                return tf.constant(True)
 
-    saved = [(m, m.scalar) for m in modules]
+            scalar._lossaudit_dispatch = True  # type: ignore[attr-defined]
+            return scalar
+
+        module.scalar = make(current)
+
+
+@contextlib.contextmanager
+def capture_summaries(store: dict[str, Any]) -> Iterator[None]:
+    """Record every ``tf.summary.scalar(name, data)`` the loss makes in this thread into
+    ``store``. The call writes nothing while captured, so no summary writer or step is needed.
+    """
+    _install_summary_hook(_tf())
+    outer = getattr(_CAPTURE, "store", None)
+    _CAPTURE.store = store
     try:
-        for m, _orig in saved:
-            m.scalar = scalar
         yield
     finally:
-        for m, orig in saved:
-            m.scalar = orig
+        _CAPTURE.store = outer
 
 
 def _unwrap_loss(loss: Any) -> Callable[[Any, Any], Any]:
@@ -646,13 +670,9 @@ def _train(
         )
         return scalars
 
-    def current() -> Any:
-        return forward(y_true_t, predict())[1]
-
     if not eager:
         grads_of_components = tf.function(grads_of_components)
         step = tf.function(step)
-        current = tf.function(current)
     history: dict[str, list[float]] = {}
     param_grads: dict[str, np.ndarray] = {}
     error = None
@@ -662,15 +682,16 @@ def _train(
         param_grads = {r: g.numpy().astype(np.float64) for r, g in per_role.items()}
         for r, v in scalars.items():
             history[r] = [float(v.numpy())]
-        for k in range(steps):
-            # A step returns the values it started from: step k's are the values after k - 1.
+        final = predict().numpy()
+        for k in range(steps + 1):
+            # A step returns the values it started from, so step k gives the values after k - 1
+            # updates; one extra step reads the values after the last (one trace, not two).
+            if k == steps:
+                final = predict().numpy()
             before = step()
             if k > 0:
                 for r, v in before.items():
                     history[r].append(float(v.numpy()))
-        for r, v in current().items():
-            history[r].append(float(v.numpy()))
-        final = predict().numpy()
     except Exception as exc:  # the loss's error during training: reported, never raised
         error = describe_exception(exc)
     return Training(

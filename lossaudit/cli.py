@@ -79,7 +79,7 @@ def _component(text: str) -> tuple[str, str]:
     name, sep, role = text.partition("=")
     if not sep or not name or role not in ROLES:
         raise argparse.ArgumentTypeError(
-            f"expected NAME=ROLE with ROLE one of {', '.join(ROLES)}; received {text!r}"
+            f"expected NAME=ROLE with ROLE one of {', '.join(ROLES)}; received {text!r}."
             + did_you_mean(role, ROLES)
         )
     return (name, role)

@@ -506,6 +506,9 @@ def loss_role(tag: str, explicit: Mapping[str, str] | None = None) -> tuple[bool
         >>> loss_role("yolo_output_0_loss")
         (True, None)
     """
+    if tag.startswith("evaluation_") and tag.endswith("_vs_iterations"):
+        # Keras's per-iteration copy of the validation curve that epoch_<name> already holds.
+        return (False, None)
     bare = _bare(tag)
     if explicit:
         for key in (tag, bare):

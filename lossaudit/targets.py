@@ -37,9 +37,12 @@ def _split(target: str) -> tuple[str, str]:
 def _import_file(path: Path) -> Any:
     if not path.exists():
         siblings = [p.name for p in path.parent.glob("*.py")] if path.parent.is_dir() else []
+        hint = "Check the path" + (
+            "" if path.is_absolute() else " relative to the current directory"
+        )
         raise TargetError(
             f"no such file: expected an existing Python file ({_FORM}); received {str(path)!r}. "
-            "Check the path relative to the current directory." + did_you_mean(path.name, siblings)
+            f"{hint}." + did_you_mean(path.name, siblings)
         )
     if path.suffix != ".py":
         raise TargetError(

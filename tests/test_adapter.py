@@ -223,3 +223,33 @@ def test_py_function_losses_get_one_pass_per_component():
     d = CASE.y_pred - CASE.y_true()
     m = CASE.y_true()[..., 4]
     np.testing.assert_allclose(ev.grads["objects"][..., 4], 2 * d[..., 4] * m, rtol=1e-4, atol=1e-6)
+
+
+def test_summary_capture_is_per_thread_and_never_leaks(tmp_path):
+    """A worker stuck inside a captured loss (a hung audit) leaves tf.summary working for
+    every other thread: the user's own summaries still reach their writer."""
+    import threading
+
+    from lossaudit.adapter import capture_summaries, import_tensorflow
+
+    tf = import_tensorflow()
+    inside, release = threading.Event(), threading.Event()
+    captured: dict = {}
+
+    def hung_loss():
+        with capture_summaries(captured):
+            tf.summary.scalar("in_worker", 1.0, step=0)
+            inside.set()
+            release.wait(30)
+
+    worker = threading.Thread(target=hung_loss, daemon=True)
+    worker.start()
+    assert inside.wait(30)
+    writer = tf.summary.create_file_writer(str(tmp_path))
+    with writer.as_default():
+        assert bool(tf.summary.scalar("in_main", 2.0, step=0))  # written, not captured
+    writer.close()
+    release.set()
+    worker.join(30)
+    assert set(captured) == {"in_worker"}
+    assert any(tmp_path.iterdir())

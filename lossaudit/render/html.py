@@ -30,7 +30,7 @@ _STATUS_CLASS = {"error": "bad", "fail": "bad", "warn": "warn", "pass": "ok", "s
 _LABEL = {"error": "error", "fail": "fail", "warn": "warn", "pass": "pass", "skip": "n/a"}
 _COLOURS = {
     "coordinates": "#1f77b4",
-    "objects": "#d62728",
+    "objects": "#8c564b",
     "no_objects": "#9467bd",
     "classification": "#2ca02c",
     "confidence": "#ff7f0e",
@@ -203,13 +203,18 @@ def _curves_html(curves: list[dict[str, Any]]) -> str:
                 ax.plot(xs, ys, marker="o", markersize=3, color=_COLOURS.get(c["component"], "k"))
                 ax.axvline(xs[-1], color="#1a7f37", linewidth=0.8, linestyle=":")
             bad = c["expected"] and c["expected"] != c["observed"]
+            ax.ticklabel_format(axis="y", useOffset=False)
+            if c["observed"] == "flat" and xs and len(xs) == len(ys):
+                mid = ys[0] if math.isfinite(ys[0]) else 0.0
+                pad = max(abs(mid) * 0.1, 1e-3)
+                ax.set_ylim(mid - pad, mid + pad)
             ax.set_title(
                 f"{c['component']}\nexpected {c['expected'] or 'any'}, {c['observed']}",
                 fontsize=8,
                 color="#a40e26" if bad else "#1b1b1b",
             )
             ax.tick_params(labelsize=7)
-        fig.supxlabel(f"{items[0]['x_label']} (truth at the dotted line)", fontsize=8)
+        fig.supxlabel(f"{items[0]['x_label']} (truth at the dotted line)", fontsize=8, y=-0.08)
         rows = "".join(
             f"<tr><td>{_e(c['component'])}</td><td>{_e(c['expected'] or 'any')}</td>"
             f"<td{' class=mismatch' if c['expected'] and c['expected'] != c['observed'] else ''}>"
@@ -365,7 +370,7 @@ def _report_body(report: Report, level: int = 1, anchor: str = "") -> list[str]:
         f"<p>{_badge('pass' if report.ok else 'fail')} {verdict}: {s['pass']} passed, "
         f"{s['fail']} failed, {s['error']} errors, {s['warn']} warnings, {s['skip']} not applicable.</p>",
         f"<p class='meta'>grid batch {spec['batch']}, {spec['H']}x{spec['W']}, {spec['anchors']} "
-        f"anchors, {spec['classes']} classes; codec xy={_e(codec['xy'])} wh={_e(codec['wh'])} "
+        f"anchors, {spec['classes']} {'class' if spec['classes'] == 1 else 'classes'}; codec xy={_e(codec['xy'])} wh={_e(codec['wh'])} "
         f"obj={_e(codec['obj'])} cls={_e(codec['cls'])}; profile "
         f"{_e(report.settings.get('profile', '?'))}</p>",
         f"<{h2}>Verdict per component</{h2}>",

@@ -89,6 +89,6 @@ def render_markdown(report: Report, **_: object) -> str:
     lines += [
         "",
         f"<sub>grid batch {spec['batch']}, {spec['H']}x{spec['W']}, {spec['anchors']} anchors, "
-        f"{spec['classes']} classes; profile {report.settings.get('profile', '?')}</sub>",
+        f"{spec['classes']} {'class' if spec['classes'] == 1 else 'classes'}; profile {report.settings.get('profile', '?')}</sub>",
     ]
     return "\n".join(lines) + "\n"
