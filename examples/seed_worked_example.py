@@ -9,7 +9,7 @@ and the stock TensorBoard callback), then:
 2. ``lossaudit report`` audits the loss itself on the same grid;
 3. the same model is trained with a fixed loss and the logs are diagnosed again.
 
-Run from the repository root (about a minute on 2 CPU cores)::
+Run from the repository root (about 3 minutes on 2 CPU cores)::
 
     python examples/seed_worked_example.py [LOGDIR]
 
@@ -102,6 +102,9 @@ def lossaudit_cli(*args: str) -> None:
 
 
 def main() -> None:
+    from lossaudit.adapter import import_tensorflow
+
+    import_tensorflow()  # without TensorFlow's start-up chatter
     root = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(tempfile.mkdtemp(prefix="seed-logs-"))
     from lossaudit.examples.seed import seed_loss
 

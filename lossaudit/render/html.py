@@ -162,7 +162,7 @@ def _failure(r: Result, anchor: str = "") -> str:
     if r.bugs:
         parts.append(
             f'<p class="meta">Exposes bug classes {", ".join(f"#{b}" for b in r.bugs)} '
-            "(BUG-CLASSES.md).</p>"
+            "(see lossaudit's docs/BUG-CLASSES.md).</p>"
         )
     if r.cells:
         count = max(r.cells_count, len(r.cells))
