@@ -291,6 +291,37 @@ def _unwrap_loss(loss: Any) -> Callable[[Any, Any], Any]:
     return loss
 
 
+#: The name a loss's returned (non-mapping) value is reported under.
+RETURNED = "<returned value>"
+
+
+def reported(out: Any, captured: Mapping[str, Any]) -> dict[str, Any]:
+    """``{name: value}`` of everything a loss reported: a returned mapping's entries, then the
+    scalars it logged (a returned entry wins over a logged one of the same name), and a returned
+    non-mapping value under :data:`RETURNED`. Raises :class:`LossError` for a return value that
+    can be none of these."""
+    named: dict[str, Any] = {}
+    if isinstance(out, Mapping):
+        if not out:
+            raise LossError("the loss returned an empty mapping: expected component values")
+        named.update({str(k): v for k, v in out.items()})
+    elif out is None:
+        raise LossError(
+            "the loss returned None: expected a scalar, a per-sample vector (batch,), or a "
+            "mapping of component name to value (a missing return statement?)"
+        )
+    elif isinstance(out, list | tuple):
+        raise LossError(
+            f"the loss returned a {type(out).__name__} of {len(out)} values: expected a "
+            "scalar, a per-sample vector (batch,), or a mapping of component name to value"
+        )
+    for name, value in captured.items():
+        named.setdefault(name, value)
+    if not isinstance(out, Mapping):
+        named[RETURNED] = out
+    return named
+
+
 class Adapter:
     """Evaluates one loss on cases, eagerly, under ``tf.function`` or under XLA.
 
@@ -331,26 +362,8 @@ class Adapter:
     ) -> tuple[dict[str, Any], bool, dict[str, tuple[str, ...]]]:
         """Map the loss's output and captured summaries to ``{role: tensor}``."""
         tf = _tf()
-        named: dict[str, Any] = {}
-        total = None
-        if isinstance(out, Mapping):
-            if not out:
-                raise LossError("the loss returned an empty mapping: expected component values")
-            named.update({str(k): v for k, v in out.items()})
-        elif out is None:
-            raise LossError(
-                "the loss returned None: expected a scalar, a per-sample vector (batch,), or a "
-                "mapping of component name to value (a missing return statement?)"
-            )
-        elif isinstance(out, list | tuple):
-            raise LossError(
-                f"the loss returned a {type(out).__name__} of {len(out)} values: expected a "
-                "scalar, a per-sample vector (batch,), or a mapping of component name to value"
-            )
-        else:
-            total = out
-        for name, value in captured.items():
-            named.setdefault(name, value)
+        named = reported(out, captured)
+        total = named.pop(RETURNED, None)
 
         by_role: dict[str, list[Any]] = {}
         names: dict[str, list[str]] = {}
@@ -365,7 +378,7 @@ class Adapter:
             names.setdefault(role, []).append(name)
         if total is not None:
             by_role["total"] = [total]
-            names["total"] = ["<returned value>"]
+            names["total"] = [RETURNED]
 
         comps: dict[str, Any] = {}
         for role, values in by_role.items():

@@ -34,12 +34,14 @@ import numpy as np
 
 from lossaudit.adapter import (
     BASE_ROLES,
+    RETURNED,
     ROLES,
     _unwrap_loss,
     base_roles,
     capture_summaries,
     describe_exception,
     import_tensorflow,
+    reported,
     role_for_name,
 )
 from lossaudit.errors import InvalidArgument, LossError, did_you_mean, invalid
@@ -53,7 +55,7 @@ _METRIC_ROLES = (*BASE_ROLES, "confidence")
 #: The canonical grid the loss is probed on when no ``shape`` or ``sample`` is given:
 #: ``(2, 2, 2, 1, 6)``, two images so a per-sample vector can be told from a scalar.
 _PROBE_SPEC = GridSpec(batch=2, H=2, W=2, anchors=1, classes=1)
-_RETURNED = "<returned value>"
+_RETURNED = RETURNED
 
 
 # -- checking arguments ----------------------------------------------------------------------------
@@ -106,35 +108,6 @@ def _check_keras_backend() -> None:
 def _metric_key(name: str) -> str:
     """A reported name as a metric name: characters Keras and TensorBoard tags accept."""
     return re.sub(r"[^0-9A-Za-z_.-]+", "_", name).strip("_") or "component"
-
-
-def _reported(
-    out: Any, captured: Mapping[str, Any], *, returned_only: bool = False
-) -> dict[str, Any]:
-    """``{name: value}`` of everything the loss reported: a returned mapping's entries, then the
-    scalars it logged (a returned entry wins over a logged one of the same name), and a returned
-    non-mapping value under ``<returned value>``."""
-    named: dict[str, Any] = {}
-    if isinstance(out, Mapping):
-        if not out:
-            raise LossError("the loss returned an empty mapping: expected component values")
-        named.update({str(k): v for k, v in out.items()})
-    elif out is None:
-        raise LossError(
-            "the loss returned None: expected a scalar, a per-sample vector (batch,), or a "
-            "mapping of component name to value (a missing return statement?)"
-        )
-    elif isinstance(out, list | tuple):
-        raise LossError(
-            f"the loss returned a {type(out).__name__} of {len(out)} values: expected a "
-            "scalar, a per-sample vector (batch,), or a mapping of component name to value"
-        )
-    if not returned_only:
-        for name, value in captured.items():
-            named.setdefault(name, value)
-    if not isinstance(out, Mapping):
-        named[_RETURNED] = out
-    return named
 
 
 def _group(
@@ -289,7 +262,7 @@ def _probe(
             "sample=(y_true, y_pred) with a batch like the ones fit passes to the loss.",
             cls=InvalidArgument,
         ) from exc
-    named = _reported(out, captured)
+    named = reported(out, captured)
     groups = _group(named, mapping)
     values = _batch_values(groups)  # types and shapes, checked now, not in the first step
     return values, [n for n in named if n != _RETURNED]
@@ -374,7 +347,7 @@ class _SharedBatch:
         out, captured = _call_quietly(
             self._fn, tf.cast(y_true, tf.float32), tf.cast(y_pred, tf.float32)
         )
-        values = _batch_values(_group(_reported(out, captured), self._mapping))
+        values = _batch_values(_group(reported(out, captured), self._mapping))
         missing = [k for k in self._keys if k not in values]
         if missing:
             raise LossError(
@@ -537,10 +510,10 @@ def total_of(
     def total(y_true: Any, y_pred: Any) -> Any:
         out, _captured = _call_quietly(fn, y_true, y_pred)
         if not isinstance(out, Mapping):
-            _reported(out, {})  # None or a tuple: say so plainly
+            reported(out, {})  # None or a tuple: say so plainly
             return out
         tf = import_tensorflow()
-        groups = _group(_reported(out, {}, returned_only=True), mapping)
+        groups = _group(reported(out, {}), mapping)
         if "total" not in groups:
             unmapped = [name for k in groups if k not in ROLES for name, _ in groups[k]]
             if unmapped:
