@@ -291,6 +291,21 @@ def _unwrap_loss(loss: Any) -> Callable[[Any, Any], Any]:
     return loss
 
 
+def component_tensor(name: str, value: Any) -> Any:
+    """A reported component as a float32 tensor, or a :class:`LossError` saying why not."""
+    tf = _tf()
+    try:
+        t = tf.convert_to_tensor(value)
+    except (TypeError, ValueError) as exc:
+        raise LossError(
+            f"component {name!r} is a {type(value).__name__}, not a number or tensor: "
+            "expected a scalar or a per-sample vector (batch,)"
+        ) from exc
+    if not t.dtype.is_floating and not t.dtype.is_integer:
+        raise LossError(f"component {name!r} has dtype {t.dtype.name}: expected a float tensor")
+    return tf.cast(t, tf.float32)
+
+
 #: The name a loss's returned (non-mapping) value is reported under.
 RETURNED = "<returned value>"
 
@@ -384,18 +399,7 @@ class Adapter:
         for role, values in by_role.items():
             parts = []
             for name, v in zip(names[role], values, strict=True):
-                try:
-                    t = tf.convert_to_tensor(v)
-                except (TypeError, ValueError) as exc:
-                    raise LossError(
-                        f"component {name!r} is a {type(v).__name__}, not a number or tensor: "
-                        "expected a scalar or a per-sample vector (batch,)"
-                    ) from exc
-                if not t.dtype.is_floating and not t.dtype.is_integer:
-                    raise LossError(
-                        f"component {name!r} has dtype {t.dtype.name}: expected a float tensor"
-                    )
-                t = tf.cast(t, tf.float32)
+                t = component_tensor(name, v)
                 shape = tuple(t.shape)
                 if shape not in ((), (batch,)):
                     raise LossError(

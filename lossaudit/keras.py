@@ -39,6 +39,7 @@ from lossaudit.adapter import (
     _unwrap_loss,
     base_roles,
     capture_summaries,
+    component_tensor,
     describe_exception,
     import_tensorflow,
     reported,
@@ -133,22 +134,13 @@ def _group(
 
 def _as_float(name: str, value: Any) -> Any:
     """A component as a float32 tensor of rank 0 or 1, or a :class:`LossError` saying why not."""
-    tf = import_tensorflow()
-    try:
-        t = tf.convert_to_tensor(value)
-    except (TypeError, ValueError) as exc:
-        raise LossError(
-            f"component {name!r} is a {type(value).__name__}, not a number or tensor: "
-            "expected a scalar or a per-sample vector (batch,)"
-        ) from exc
-    if not t.dtype.is_floating and not t.dtype.is_integer:
-        raise LossError(f"component {name!r} has dtype {t.dtype.name}: expected a float tensor")
+    t = component_tensor(name, value)
     if t.shape.rank is None or t.shape.rank > 1:
         raise LossError(
             f"component {name!r} has shape {tuple(t.shape)}: expected a scalar () or a "
             "per-sample vector (batch,); reduce the other axes inside the loss"
         )
-    return tf.cast(t, tf.float32)
+    return t
 
 
 def _batch_values(groups: Mapping[str, list[tuple[str, Any]]]) -> dict[str, Any]:
