@@ -15,9 +15,17 @@ off the evidence rather than guessed:
   (``stop_gradient``, a NumPy round trip, ``argmax``);
 - ``vanishing``: some gradient reaches it, but orders of magnitude less than its distance from
   the truth calls for (a saturated activation);
+- ``part disconnected``: it falls, but some object anchors it governs never move (an anchor
+  the target assignment never selects);
+- ``left out of the total``: the total's gradient carries none of it;
 - ``drowned``: it has a gradient of its own, but its share of the total's gradient on the
   outputs or weights it shares with other terms is tiny;
 - ``stalls``: none of the above, yet it fell by less than the margin.
+
+Causes that are properties of the loss (nan, constant, disconnected, part disconnected, left
+out, optimum off the truth), and a rise on free predictions, are failures. The others are about
+the balance of the terms and the optimiser through a shared head, which a correct loss can show
+on a large grid too: warnings. A term whose run another term turned NaN is not judged (skip).
 """
 
 from __future__ import annotations
