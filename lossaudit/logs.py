@@ -18,8 +18,10 @@ Reading
     the ``scalars`` plugin; both are read. Points are ordered by step (ties keep write order).
 
 Which tags are loss components
-    A Keras prefix or suffix (``epoch_``, ``batch_``, ``evaluation_..._vs_iterations``) and a
-    ``val_``/``train_`` prefix are dropped first, then a tag is a component when its name
+    Keras's ``evaluation_<name>_vs_iterations`` tags are per-iteration copies of the
+    validation curves ``epoch_<name>`` already holds, and are skipped. A Keras prefix
+    (``epoch_``, ``batch_``) and a ``val_``/``train_`` prefix are dropped, then a tag is a
+    component when its name
     contains ``loss``, or when :func:`lossaudit.adapter.role_for_name` gives it a role and no
     word in it names a metric (``accuracy``, ``precision``, ``recall``, ``iou``, ``map`` ...).
     Words such as ``learning_rate``, ``lr``, ``scale`` or ``weight`` rule a tag out even when
