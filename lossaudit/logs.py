@@ -628,7 +628,6 @@ def _trend(values: np.ndarray, steps: np.ndarray) -> _Trend:
 
 def _pushed_up(
     s: ScalarSeries,
-    role: str | None,
     t: _Trend,
     chosen: list[tuple[ScalarSeries, str | None]],
     trends: dict[int, _Trend],
@@ -733,7 +732,7 @@ def diagnose(
         if role == "total":
             continue
         if rising:
-            pushed = _pushed_up(s, role, t, chosen, trends)
+            pushed = _pushed_up(s, t, chosen, trends)
             if pushed is not None:
                 drowned[id(s)] = pushed
             continue

@@ -110,9 +110,7 @@ def contributions(grads: dict[str, np.ndarray], total_given: bool) -> dict[str, 
     return {r: w * grads[r] for r, w in fitted_weights(grads, total_given).items()}
 
 
-def share(
-    parts: dict[str, np.ndarray], role: str, where: np.ndarray | None = None
-) -> dict[str, float]:
+def share(parts: dict[str, np.ndarray], where: np.ndarray | None = None) -> dict[str, float]:
     """Each part's share of the summed gradient norms, restricted to ``where`` when given."""
     norms = {r: float(np.linalg.norm(g if where is None else g[where])) for r, g in parts.items()}
     whole = sum(norms.values())
@@ -131,7 +129,7 @@ def _share_of(ctx: Context, role: str, run: Training, scene: Any) -> tuple[float
     if run.model == "free":
         channels, _ = governed_union(ctx, role, scene)
         where = channels.reshape(-1)
-    shares = share(parts, role, where)
+    shares = share(parts, where)
     mine = sum(shares[r] for r in members)
     rivals = {r: v for r, v in shares.items() if r not in members}
     if not rivals:
