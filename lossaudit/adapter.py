@@ -34,71 +34,22 @@ from typing import Any
 
 import numpy as np
 
-from lossaudit.errors import InvalidArgument, LossError, did_you_mean, invalid
+from lossaudit.components import (
+    COMPONENTS,
+    RETURNED,
+    base_roles,
+    check_mapping,
+    group,
+)
+from lossaudit.errors import InvalidArgument, LossError, invalid
 from lossaudit.scenarios import Case
 
 __all__ = [
-    "BASE_ROLES",
-    "ROLES",
     "Adapter",
     "Evaluation",
     "Training",
-    "base_roles",
-    "role_for_name",
     "train",
 ]
-
-#: Components a loss can report, in the canonical order.
-BASE_ROLES = ("coordinates", "objects", "no_objects", "classification")
-#: Every role a reported name can map to. ``confidence`` is objects + no_objects combined;
-#: ``ignore`` drops a logged value from the audit.
-ROLES = (*BASE_ROLES, "confidence", "total", "ignore")
-
-_HEURISTIC: tuple[tuple[str, str], ...] = (
-    # Checked in order: the no-object patterns must win over the object ones.
-    (r"^(no_?obj|non_?obj|noobj|no_objects?|nonobject)", "no_objects"),
-    (r"^(xy|wh|box|bbox|giou|ciou|diou|iou|coord|loc)", "coordinates"),
-    (r"^(cls|class|prob)", "classification"),
-    (r"^(obj|has_obj)", "objects"),
-    (r"^conf", "confidence"),
-    (r"^(total|loss$|sum$)", "total"),
-)
-
-
-def base_roles(roles: Any) -> list[str]:
-    """The roles whose sum is the whole loss: every base component, with a combined confidence
-    standing in for objects and no_objects unless both are reported separately."""
-    roles = set(roles)
-    base = [r for r in BASE_ROLES if r in roles]
-    if "confidence" in roles and not ("objects" in roles and "no_objects" in roles):
-        base = [r for r in base if r not in ("objects", "no_objects")] + ["confidence"]
-    return base
-
-
-def role_for_name(name: str, explicit: Mapping[str, str] | None = None) -> str | None:
-    """Canonical role of a component name, by explicit mapping first, then the heuristic.
-
-    The heuristic (documented in the README) lower-cases the name, drops a leading
-    ``loss_``/``loss/`` and matches its start: ``noobj*``, ``no_object*`` -> no_objects;
-    ``xy*``, ``wh*``, ``box*``, ``giou*``, ``coord*`` -> coordinates; ``cls*``, ``class*``,
-    ``prob*`` -> classification; ``obj*`` -> objects; ``conf*`` -> confidence (objects and
-    no_objects combined); ``total*`` -> total. Anything else is ``None`` (not audited).
-
-    Example:
-        >>> role_for_name("no_objects_loss_sum"), role_for_name("xy_loss"), role_for_name("conf")
-        ('no_objects', 'coordinates', 'confidence')
-    """
-    if explicit and name in explicit:
-        return explicit[name]
-    n = name.strip().lower().replace("-", "_").replace(" ", "_")
-    n = re.sub(r"^(loss[_/])", "", n).split("/")[-1]
-    if n in ROLES:
-        return n
-    for pattern, role in _HEURISTIC:
-        if re.match(pattern, n):
-            return role
-    return None
-
 
 @dataclass(frozen=True)
 class Evaluation:
@@ -120,7 +71,7 @@ class Evaluation:
 
     @property
     def roles(self) -> tuple[str, ...]:
-        return tuple(r for r in (*BASE_ROLES, "confidence", "total") if r in self.values)
+        return tuple(r for r in COMPONENTS if r in self.values)
 
 
 @contextlib.contextmanager
@@ -306,10 +257,6 @@ def component_tensor(name: str, value: Any) -> Any:
     return tf.cast(t, tf.float32)
 
 
-#: The name a loss's returned (non-mapping) value is reported under.
-RETURNED = "<returned value>"
-
-
 def reported(out: Any, captured: Mapping[str, Any]) -> dict[str, Any]:
     """``{name: value}`` of everything a loss reported: a returned mapping's entries, then the
     scalars it logged (a returned entry wins over a logged one of the same name), and a returned
@@ -350,15 +297,7 @@ class Adapter:
     ):
         self.loss = loss
         self._fn = _unwrap_loss(loss)
-        self.components = dict(components or {})
-        for name, role in self.components.items():
-            if role not in ROLES:
-                raise invalid(
-                    f"component {name!r} is mapped to an unknown role",
-                    " | ".join(ROLES),
-                    f"{name}={role}",
-                    "Map each reported name to a canonical role." + did_you_mean(role, ROLES),
-                )
+        self.components = check_mapping(components)
         self._compiled: dict[str, Any] = {}
         self._trace_info: dict[tuple[str, tuple[int, ...]], dict[str, Any]] = {}
         self._trace_errors: dict[tuple[str, tuple[int, ...]], Exception] = {}
@@ -378,27 +317,12 @@ class Adapter:
         """Map the loss's output and captured summaries to ``{role: tensor}``."""
         tf = _tf()
         named = reported(out, captured)
-        total = named.pop(RETURNED, None)
-
-        by_role: dict[str, list[Any]] = {}
-        names: dict[str, list[str]] = {}
-        for name, value in named.items():
-            role = role_for_name(name, self.components)
-            if role == "ignore":
-                continue
-            if role is None:
-                self.unmapped.add(name)
-                continue
-            by_role.setdefault(role, []).append(value)
-            names.setdefault(role, []).append(name)
-        if total is not None:
-            by_role["total"] = [total]
-            names["total"] = [RETURNED]
-
+        grouped = group(named, self.components)
+        self.unmapped.update(grouped.unmapped)
         comps: dict[str, Any] = {}
-        for role, values in by_role.items():
+        for role, reported_parts in grouped.parts.items():
             parts = []
-            for name, v in zip(names[role], values, strict=True):
+            for name, v in reported_parts:
                 t = component_tensor(name, v)
                 shape = tuple(t.shape)
                 if shape not in ((), (batch,)):
@@ -412,19 +336,19 @@ class Adapter:
                 # the mean of the sum is the sum of the means.
                 parts = [p if p.shape.rank == 1 else tf.fill([batch], p) for p in parts]
             comps[role] = tf.add_n(parts) if len(parts) > 1 else parts[0]
-        if not any(r in comps for r in (*BASE_ROLES, "confidence", "total")):
+        if not comps:
             raise LossError(
                 "the loss reported no component lossaudit recognises: got "
                 f"{sorted(named) or 'nothing'}; map names with components={{name: role}} "
                 "(--component NAME=ROLE)"
             )
-        total_given = "total" in comps
+        total_given = grouped.total_given
         if not total_given:
             shaped = [comps[r] for r in base_roles(comps)]
             if any(p.shape.rank == 1 for p in shaped):
                 shaped = [p if p.shape.rank == 1 else tf.fill([batch], p) for p in shaped]
             comps["total"] = tf.add_n(shaped) if len(shaped) > 1 else shaped[0]
-        return comps, total_given, {r: tuple(n) for r, n in names.items()}
+        return comps, total_given, grouped.names
 
     def _forward(self) -> Callable[[Any, Any], Any]:
         """``forward(y_true, y_pred) -> (comps, scalars, total_given, names)`` on tensors."""

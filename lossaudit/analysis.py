@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from lossaudit import scenarios as sc
-from lossaudit.adapter import base_roles
+from lossaudit.components import base_roles
 from lossaudit.errors import LossError
 from lossaudit.properties._helpers import one_class_softmax, tol
 from lossaudit.properties.registry import Context

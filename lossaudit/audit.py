@@ -18,12 +18,14 @@ from typing import Any
 
 from lossaudit import properties as props
 from lossaudit.adapter import Adapter, describe_exception, import_tensorflow
+from lossaudit.components import order_key
 from lossaudit.errors import InvalidArgument, LossError, invalid
 from lossaudit.properties.registry import Context, NonFinite, Outcome, Property
-from lossaudit.report import COMPONENT_ORDER, Counterexample, Report, Result
+from lossaudit.report import Counterexample, Report, Result
 from lossaudit.scenarios import Case, noisy, perfect
 from lossaudit.settings import PROFILES, Settings, resolve
 from lossaudit.spec import Codec, GridSpec, Obj, Scene
+from lossaudit.worker import Worker
 
 __all__ = ["audit", "reproduce_command"]
 
@@ -288,6 +290,7 @@ def _result(
         bugs=list(prop.bugs),
         examples=examples,
         seconds=round(seconds, 3),
+        cause=str(getattr(outcome.cause, "kind", "") or ""),
     )
 
 
@@ -391,7 +394,7 @@ def audit(
     tf_seconds = 0.0 if tf_loaded else time.perf_counter() - tf_started
 
     probe_started = time.perf_counter()
-    worker = _Worker()
+    worker = Worker()
     finished, probed = worker.run(lambda: _probe(adapter, spec, codec), settings.time_limit)
     probe, probe_error = (
         probed
@@ -451,8 +454,7 @@ def audit(
         roles=probe.roles,
         total_given=probe.total_given,
     )
-    order = {c: k for k, c in enumerate(COMPONENT_ORDER)}
-    selected = tuple(sorted(selected, key=lambda p: order.get(p.component, 99)))
+    selected = tuple(sorted(selected, key=lambda p: order_key(p.component)))
 
     results: list[Result] = []
     hung_in: str | None = None
@@ -470,7 +472,7 @@ def audit(
             results.append(_plain(prop, "error", f"not run: the loss hung in {hung_in}", reproduce))
             continue
         results.append(_run_with_limit(prop, ctx, settings, reproduce, worker))
-        if results[-1].message.startswith("did not finish within"):
+        if results[-1].hung:
             hung_in = prop.name
     analysis: dict[str, Any] = {}
     if hung_in is None and analyse_loss:
@@ -513,7 +515,7 @@ def audit(
     )
 
 
-def _analysis(ctx: Context, worker: _Worker, limit: float) -> tuple[dict[str, Any], bool]:
+def _analysis(ctx: Context, worker: Worker, limit: float) -> tuple[dict[str, Any], bool]:
     """Curves, gradient view, balance, and the training runs when a property made them."""
     from lossaudit.analysis import analyse
 
@@ -537,56 +539,8 @@ def _analysis(ctx: Context, worker: _Worker, limit: float) -> tuple[dict[str, An
     return out, False
 
 
-class _Worker:
-    """One long-lived daemon worker thread per audit.
-
-    TensorFlow sets up per-thread state on a thread's first call, which costs far more than a
-    property's own work, so properties share a thread instead of getting one each. A property
-    that overruns its time limit leaves the thread busy; the audit then abandons it, and being
-    a daemon it never keeps the process alive at exit.
-    """
-
-    def __init__(self) -> None:
-        import queue
-        import threading
-
-        self._jobs: queue.Queue[Any] = queue.Queue()
-        self._thread = threading.Thread(target=self._serve, name="lossaudit-worker", daemon=True)
-        self._thread.start()
-
-    def _serve(self) -> None:
-        while True:
-            job = self._jobs.get()
-            if job is None:
-                return
-            fn, box, done = job
-            try:
-                box["value"] = fn()
-            except Exception as exc:
-                box["error"] = exc
-            done.set()
-
-    def run(self, fn: Callable[[], Any], timeout: float) -> tuple[bool, Any]:
-        """``(True, value)``; ``(False, None)`` on timeout. Exceptions from ``fn`` propagate."""
-        import threading
-
-        box: dict[str, Any] = {}
-        done = threading.Event()
-        self._jobs.put((fn, box, done))
-        if not done.wait(timeout):
-            return False, None
-        if "error" in box:
-            raise box["error"]
-        return True, box["value"]
-
-    def close(self, *, hung: bool) -> None:
-        self._jobs.put(None)
-        if not hung:
-            self._thread.join()
-
-
 def _run_with_limit(
-    prop: Property, ctx: Context, settings: Settings, reproduce: str, worker: _Worker
+    prop: Property, ctx: Context, settings: Settings, reproduce: str, worker: Worker
 ) -> Result:
     """Run one property on the worker, giving up after ``settings.time_limit`` seconds."""
     examples_before = ctx.examples
@@ -614,7 +568,9 @@ def _run_with_limit(
             f"did not finish within {settings.time_limit:g}s: the loss hangs or is very slow "
             "(raise the limit with --time-limit or Settings(time_limit=...))"
         )
-        return _plain(prop, "error", message, reproduce, examples, seconds)
+        return dataclasses.replace(
+            _plain(prop, "error", message, reproduce, examples, seconds), hung=True
+        )
     status, outcome, drawn, error = out
     try:
         return _result(prop, status, outcome, drawn, error, reproduce, examples, seconds, ctx.codec)

@@ -74,7 +74,7 @@ def _anchor(text: str) -> tuple[float, float]:
 
 
 def _component(text: str) -> tuple[str, str]:
-    from lossaudit.adapter import ROLES
+    from lossaudit.components import MAPPABLE as ROLES
 
     name, sep, role = text.partition("=")
     if not sep or not name or role not in ROLES:

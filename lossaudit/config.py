@@ -118,7 +118,7 @@ def _anchor_sizes(where: str, value: Any) -> tuple[tuple[float, float], ...]:
 
 
 def _components(where: str, value: Any) -> dict[str, str]:
-    from lossaudit.adapter import ROLES
+    from lossaudit.components import MAPPABLE as ROLES
 
     fix = 'Write component = ["xy_loss=coordinates"] or component = { xy_loss = "coordinates" }.'
     if isinstance(value, dict):

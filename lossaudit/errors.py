@@ -27,6 +27,10 @@ class TargetError(LossAuditError):
     """The loss named by a target cannot be found or loaded."""
 
 
+class SchemaError(LossAuditError, ValueError):
+    """A saved document (report, baseline) is not one this version of lossaudit can read."""
+
+
 class LossError(LossAuditError):
     """The audited loss raised, hung, or returned something unusable.
 

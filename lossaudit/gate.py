@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from lossaudit import scenarios as sc
+from lossaudit.components import COMPONENTS
 from lossaudit.config import LossConfig, validate_table
 from lossaudit.errors import InvalidSpec, LossError, did_you_mean
 from lossaudit.report import Report
@@ -80,13 +81,11 @@ def load_gate(config: str | Path | None = None) -> GateConfig:
             f"{path.name} [tool.lossaudit.tolerance]: expected component = relative tolerance (a number >= 0); "
             f"received {tolerance!r}. Write e.g. coordinates = 1e-3."
         )
-    from lossaudit.adapter import ROLES
-
     for key in tolerance:
-        if key not in ROLES:
+        if key not in COMPONENTS:
             raise InvalidSpec(
                 f"{path.name} [tool.lossaudit.tolerance]: unknown component {key!r}: expected one of "
-                f"{', '.join(r for r in ROLES if r != 'ignore')}." + did_you_mean(str(key), ROLES)
+                f"{', '.join(COMPONENTS)}." + did_you_mean(str(key), COMPONENTS)
             )
     baseline = path.parent / str(table.get("baseline", "lossaudit-baseline.json"))
     return GateConfig(

@@ -19,7 +19,7 @@ get wrong::
 
 Works with a loss that returns a mapping of components (``{"coordinates": ..., ...}``) and with
 one that only logs them via ``tf.summary.scalar`` (the seed's style); names map to roles exactly
-as in an audit (:func:`lossaudit.adapter.role_for_name`). Needs Keras 3 with the TensorFlow
+as in an audit (:func:`lossaudit.components.role_for_name`). Needs Keras 3 with the TensorFlow
 backend, which is imported when these functions are first called, never by ``import lossaudit``.
 """
 
@@ -33,16 +33,19 @@ from typing import Any
 import numpy as np
 
 from lossaudit.adapter import (
-    BASE_ROLES,
-    RETURNED,
-    ROLES,
     _unwrap_loss,
-    base_roles,
     capture_summaries,
     component_tensor,
     describe_exception,
     import_tensorflow,
     reported,
+)
+from lossaudit.components import (
+    BASE_ROLES,
+    RETURNED,
+    base_roles,
+    check_mapping,
+    group,
     role_for_name,
 )
 from lossaudit.errors import InvalidArgument, LossError, did_you_mean, invalid
@@ -56,37 +59,9 @@ _METRIC_ROLES = (*BASE_ROLES, "confidence")
 #: The canonical grid the loss is probed on when no ``shape`` or ``sample`` is given:
 #: ``(2, 2, 2, 1, 6)``, two images so a per-sample vector can be told from a scalar.
 _PROBE_SPEC = GridSpec(batch=2, H=2, W=2, anchors=1, classes=1)
-_RETURNED = RETURNED
 
 
 # -- checking arguments ----------------------------------------------------------------------------
-
-
-def _check_components(components: Any) -> dict[str, str]:
-    """The explicit ``{reported_name: role}`` mapping, validated as :class:`Adapter` does."""
-    if components is None:
-        return {}
-    if not isinstance(components, Mapping):
-        raise invalid(
-            "components is not a mapping",
-            "a dict {reported_name: role}",
-            f"components={components!r}",
-            'Pass e.g. components={"xy_loss": "coordinates", "lr": "ignore"}.',
-            cls=InvalidArgument,
-        )
-    mapping: dict[str, str] = {}
-    for name, role in components.items():
-        if not isinstance(name, str) or not isinstance(role, str) or role not in ROLES:
-            raise invalid(
-                f"component {name!r} is mapped to an unknown role",
-                " | ".join(ROLES),
-                f"{name}={role!r}",
-                "Map each reported name to a canonical role."
-                + (did_you_mean(role, ROLES) if isinstance(role, str) else ""),
-                cls=InvalidArgument,
-            )
-        mapping[name] = role
-    return mapping
 
 
 def _check_keras_backend() -> None:
@@ -114,21 +89,12 @@ def _metric_key(name: str) -> str:
 def _group(
     named: Mapping[str, Any], mapping: Mapping[str, str]
 ) -> dict[str, list[tuple[str, Any]]]:
-    """Reported values grouped by metric key: the role a name maps to, else the name itself.
-
-    A returned non-mapping value is the total and replaces any logged total; names mapped to
-    ``ignore`` are dropped.
-    """
-    groups: dict[str, list[tuple[str, Any]]] = {}
-    for name, value in named.items():
-        if name == _RETURNED:
-            continue
-        role = role_for_name(name, mapping)
-        if role == "ignore":
-            continue
-        groups.setdefault(role or _metric_key(name), []).append((name, value))
-    if _RETURNED in named:
-        groups["total"] = [(_RETURNED, named[_RETURNED])]
+    """Reported values grouped by metric key: the role a name maps to (as in an audit, by
+    :func:`lossaudit.components.group`), else the name itself."""
+    grouped = group(named, mapping)
+    groups = dict(grouped.parts)
+    for name, value in grouped.unmapped.items():
+        groups.setdefault(_metric_key(name), []).append((name, value))
     return groups
 
 
@@ -257,7 +223,7 @@ def _probe(
     named = reported(out, captured)
     groups = _group(named, mapping)
     values = _batch_values(groups)  # types and shapes, checked now, not in the first step
-    return values, [n for n in named if n != _RETURNED]
+    return values, [n for n in named if n != RETURNED]
 
 
 def _select(
@@ -403,7 +369,7 @@ def component_metrics(
 
     **Names.** A component is named by its role where its name maps to one (``coordinates``,
     ``objects``, ``no_objects``, ``classification``, ``confidence``; see
-    :func:`lossaudit.adapter.role_for_name`), else by the name the loss reports. Names that map
+    :func:`lossaudit.components.role_for_name`), else by the name the loss reports. Names that map
     to one role are summed, as in an audit. By default every component except ``total`` gets a
     metric (Keras already shows the loss as ``loss``), roles first in that order.
 
@@ -447,7 +413,7 @@ def component_metrics(
         >>> model.compile("adam", loss=total_of(seed_loss), metrics=component_metrics(seed_loss))  # doctest: +SKIP
     """
     fn = _unwrap_loss(loss)
-    mapping = _check_components(components)
+    mapping = check_mapping(components)
     if not isinstance(prefix, str):
         raise invalid(
             "prefix is not a string",
@@ -497,7 +463,7 @@ def total_of(
         >>> model.compile("adam", loss=total_of(mse_loss), metrics=component_metrics(mse_loss))  # doctest: +SKIP
     """
     fn = _unwrap_loss(loss)
-    mapping = _check_components(components)
+    mapping = check_mapping(components)
 
     def total(y_true: Any, y_pred: Any) -> Any:
         out, _captured = _call_quietly(fn, y_true, y_pred)
@@ -505,24 +471,24 @@ def total_of(
             reported(out, {})  # None or a tuple: say so plainly
             return out
         tf = import_tensorflow()
-        groups = _group(reported(out, {}), mapping)
-        if "total" not in groups:
-            unmapped = [name for k in groups if k not in ROLES for name, _ in groups[k]]
-            if unmapped:
+        grouped = group(reported(out, {}), mapping)
+        summed = grouped.parts.get("total")
+        if summed is None:
+            if grouped.unmapped:
                 raise invalid(
                     "total_of cannot tell whether a returned component belongs to the total",
                     "names that map to a role (" + ", ".join(_METRIC_ROLES) + ") or a total entry",
-                    ", ".join(map(repr, unmapped)),
+                    ", ".join(map(repr, grouped.unmapped)),
                     "Map each with components={name: role}, or {name: 'ignore'} to leave it out.",
                     cls=InvalidArgument,
                 )
-            keep = base_roles(groups)
+            keep = base_roles(grouped.parts)
             if not keep:
                 raise LossError(
                     f"the loss returned no component to add up: got {sorted(map(str, out))}"
                 )
-            groups = {"total": [part for role in keep for part in groups[role]]}
-        parts = [_as_float(name, value) for name, value in groups["total"]]
+            summed = [part for role in keep for part in grouped.parts[role]]
+        parts = [_as_float(name, value) for name, value in summed]
         return functools.reduce(tf.add, parts)
 
     name = getattr(loss, "__name__", None) or getattr(loss, "name", None) or type(loss).__name__

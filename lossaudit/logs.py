@@ -22,7 +22,7 @@ Which tags are loss components
     validation curves ``epoch_<name>`` already holds, and are skipped. A Keras prefix
     (``epoch_``, ``batch_``) and a ``val_``/``train_`` prefix are dropped, then a tag is a
     component when its name
-    contains ``loss``, or when :func:`lossaudit.adapter.role_for_name` gives it a role and no
+    contains ``loss``, or when :func:`lossaudit.components.role_for_name` gives it a role and no
     word in it names a metric (``accuracy``, ``precision``, ``recall``, ``iou``, ``map`` ...).
     Words such as ``learning_rate``, ``lr``, ``scale`` or ``weight`` rule a tag out even when
     it contains ``loss`` (``loss_scale`` is not a loss). The role is ``role_for_name``'s
@@ -84,7 +84,7 @@ from typing import Any
 
 import numpy as np
 
-from lossaudit.adapter import ROLES, role_for_name
+from lossaudit.components import check_mapping, order_key, role_for_name
 from lossaudit.errors import InvalidArgument, LossAuditError, did_you_mean, invalid
 
 __all__ = [
@@ -125,7 +125,6 @@ NOISE_Z = 3.0
 BLOWUP_FACTOR = 10.0
 
 SCHEMA_VERSION = 1
-_ROLE_ORDER = ("coordinates", "objects", "no_objects", "classification", "confidence", "total")
 _KERAS_AFFIX = re.compile(r"^(?:epoch_|batch_)|^evaluation_(?=.*_vs_iterations$)|_vs_iterations$")
 _SPLIT_PREFIX = re.compile(r"^(?:val|validation|train|training)_")
 _RUN_WORDS = frozenset({"train", "training", "val", "validation", "eval", "evaluation", "test"})
@@ -667,8 +666,7 @@ def _typical(series: ScalarSeries) -> float:
 
 def _sort_key(item: tuple[ScalarSeries, str | None]) -> tuple[str, int, str]:
     series, role = item
-    rank = _ROLE_ORDER.index(role) if role in _ROLE_ORDER else len(_ROLE_ORDER)
-    return (series.run, rank, series.tag)
+    return (series.run, order_key(role or ""), series.tag)
 
 
 def _check_explicit(
@@ -676,15 +674,7 @@ def _check_explicit(
 ) -> None:
     tags = {t for series in runs.values() for t in series}
     known = tags | {_bare(t) for t in tags}
-    for name, role in components.items():
-        if role not in ROLES:
-            raise invalid(
-                f"cannot map the tag {name!r}",
-                f"a role among {', '.join(ROLES)}",
-                f"role={role!r}",
-                "Fix the mapping (NAME=ROLE)." + did_you_mean(role, ROLES),
-                cls=InvalidArgument,
-            )
+    for name in check_mapping(components, source="the tag mapping"):
         if name not in known:
             raise invalid(
                 f"cannot map the tag {name!r}",

@@ -11,6 +11,10 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from lossaudit.components import COMPONENTS
+from lossaudit.errors import SchemaError
+from lossaudit.status import Status
+
 __all__ = [
     "SCHEMA_VERSION",
     "STATUSES",
@@ -19,10 +23,11 @@ __all__ = [
     "Result",
 ]
 
-SCHEMA_VERSION = 1
-#: Result statuses, worst first.
-STATUSES = ("error", "fail", "warn", "pass", "skip")
-COMPONENT_ORDER = ("coordinates", "objects", "no_objects", "classification", "confidence", "total")
+#: Version 2 added ``Result.cause`` and ``Result.hung``; version 1 documents are still read.
+SCHEMA_VERSION = 2
+READABLE_VERSIONS = (1, 2)
+#: Result statuses, worst first (their JSON spelling).
+STATUSES = tuple(s.value for s in Status)
 
 
 def _jsonable(value: Any) -> Any:
@@ -81,11 +86,17 @@ class Counterexample:
 
 @dataclass(frozen=True)
 class Result:
-    """One property's verdict on one loss."""
+    """One property's verdict on one loss.
+
+    ``status`` decides everything (counts, verdicts, exit codes); ``cause`` is the typed cause
+    a diagnostic named (``"constant"``, ``"drowned"``, ... see
+    :class:`lossaudit.properties.training.CauseKind`), empty otherwise; ``hung`` is set when the
+    property did not finish within the time limit. ``message`` is prose for people only.
+    """
 
     property: str
     component: str
-    status: str
+    status: Status
     message: str
     expected: str = ""
     observed: str = ""
@@ -99,10 +110,11 @@ class Result:
     bugs: list[int] = field(default_factory=list)
     examples: int = 0
     seconds: float = 0.0
+    cause: str = ""
+    hung: bool = False
 
     def __post_init__(self) -> None:
-        if self.status not in STATUSES:
-            raise ValueError(f"status must be one of {STATUSES}, not {self.status!r}")
+        object.__setattr__(self, "status", Status.parse(self.status))
 
     def to_dict(self) -> dict[str, Any]:
         d = {k: v for k, v in asdict(self).items() if k != "counterexample"}
@@ -137,26 +149,25 @@ class Report:
 
     @property
     def summary(self) -> dict[str, int]:
-        """Count of results per status, every status present."""
+        """Count of results per status (keyed by its JSON spelling), every status present."""
         counts = dict.fromkeys(STATUSES, 0)
         for r in self.results:
-            counts[r.status] += 1
+            counts[r.status.value] += 1
         return counts
 
     @property
     def ok(self) -> bool:
         """True when no property failed and the loss raised nowhere."""
-        s = self.summary
-        return s["fail"] == 0 and s["error"] == 0
+        return not any(r.status.bad for r in self.results)
 
-    def verdicts(self) -> dict[str, str]:
+    def verdicts(self) -> dict[str, Status]:
         """Worst status per component, in canonical component order."""
-        worst: dict[str, str] = {}
+        worst: dict[str, Status] = {}
         for r in self.results:
             cur = worst.get(r.component)
-            if cur is None or STATUSES.index(r.status) < STATUSES.index(cur):
+            if cur is None or r.status.rank < cur.rank:
                 worst[r.component] = r.status
-        return {c: worst[c] for c in COMPONENT_ORDER if c in worst}
+        return {c: worst[c] for c in COMPONENTS if c in worst}
 
     def to_dict(self) -> dict[str, Any]:
         return _jsonable(
@@ -182,9 +193,11 @@ class Report:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Report:
         version = data.get("schema_version")
-        if version != SCHEMA_VERSION:
-            raise ValueError(
-                f"report schema_version {version!r} is not supported: expected {SCHEMA_VERSION}"
+        if version not in READABLE_VERSIONS:
+            raise SchemaError(
+                f"report schema_version {version!r} is not supported: expected one of "
+                f"{', '.join(map(str, READABLE_VERSIONS))}. Re-run the audit with this version "
+                "of lossaudit to get a report it can read."
             )
         return cls(
             target=data["target"],
@@ -196,5 +209,5 @@ class Report:
             notes=tuple(data.get("notes", ())),
             stats=dict(data.get("stats", {})),
             analysis=dict(data.get("analysis", {})),
-            schema_version=version,
+            schema_version=SCHEMA_VERSION,
         )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lossaudit.adapter import Adapter, role_for_name
+from lossaudit.adapter import Adapter
 from lossaudit.errors import LossError
 from lossaudit.scenarios import noisy, perfect
 from lossaudit.spec import Codec, GridSpec, Obj, Scene
@@ -14,36 +14,6 @@ SCENE = Scene(
     GridSpec(batch=2, H=2, W=3, anchors=2, classes=2), (Obj(0, 1, 2, 1, 0.4, 0.6, 0.3, 0.2, 1),)
 )
 CASE = noisy(SCENE, Codec(), seed=1)
-
-
-@pytest.mark.parametrize(
-    "name,role",
-    [
-        ("coordinates", "coordinates"),
-        ("xy_loss", "coordinates"),
-        ("wh_loss", "coordinates"),
-        ("giou_loss", "coordinates"),
-        ("box", "coordinates"),
-        ("noobj_loss", "no_objects"),
-        ("no_objects_loss_sum", "no_objects"),
-        ("objects_loss_sum", "objects"),
-        ("obj", "objects"),
-        ("confidence_loss", "confidence"),
-        ("conf", "confidence"),
-        ("class_loss", "classification"),
-        ("prob_loss", "classification"),
-        ("cls", "classification"),
-        ("total_loss", "total"),
-        ("loss/xy", "coordinates"),
-        ("learning_rate", None),
-    ],
-)
-def test_name_heuristic(name, role):
-    assert role_for_name(name) == role
-
-
-def test_explicit_mapping_wins():
-    assert role_for_name("obj_loss", {"obj_loss": "confidence"}) == "confidence"
 
 
 def _sq(y_true, y_pred):

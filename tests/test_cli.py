@@ -43,7 +43,7 @@ def test_json_report_shape_and_exit_code_on_failure(tmp_path):
     )
     assert out.returncode == 1, out.stderr
     doc = json.loads(out.stdout)
-    assert doc["schema_version"] == 1
+    assert doc["schema_version"] == 2
     assert doc["target"] == "lossaudit.examples.seed:seed_loss"
     assert doc["spec"] == {"batch": 2, "H": 3, "W": 4, "anchors": 2, "classes": 3}
     assert set(doc["summary"]) == {"pass", "fail", "warn", "skip", "error"}

@@ -11,12 +11,12 @@ PACKAGE = Path(__file__).resolve().parents[1] / "lossaudit"
 
 #: Stages in pipeline order; a module may import its own stage and earlier ones.
 STAGES = [
-    {"errors", "settings"},
+    {"errors", "settings", "components", "status"},
     {"spec"},
     {"strategies", "scenarios"},
     {"adapter"},
     {"properties"},
-    {"audit", "report", "analysis"},
+    {"audit", "report", "analysis", "worker"},
     {"render"},
     {
         "targets",

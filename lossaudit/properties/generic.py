@@ -10,6 +10,7 @@ import numpy as np
 from hypothesis import strategies as st
 
 from lossaudit import scenarios as sc
+from lossaudit.components import COMPONENTS
 from lossaudit.properties._helpers import (
     CHANNELS,
     ZERO_GRAD,
@@ -26,7 +27,7 @@ from lossaudit.properties._helpers import (
 from lossaudit.properties.registry import Context, NonFinite, Outcome, prop
 from lossaudit.spec import CLS0, OBJ_CH
 
-ALL = ("coordinates", "objects", "no_objects", "classification", "confidence", "total")
+ALL = COMPONENTS
 
 
 def _scene_and_seed(ctx: Context, component: str) -> st.SearchStrategy[Any]:

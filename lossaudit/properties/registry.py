@@ -14,8 +14,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from lossaudit.errors import InvalidArgument, did_you_mean, invalid
+from lossaudit.components import COMPONENTS
+from lossaudit.errors import InvalidArgument, InvalidSpec, did_you_mean, invalid
 from lossaudit.spec import Codec, GridSpec
+from lossaudit.status import Status
 
 if TYPE_CHECKING:
     from hypothesis.strategies import SearchStrategy
@@ -37,8 +39,6 @@ __all__ = [
     "unregister",
 ]
 
-COMPONENTS = ("coordinates", "objects", "no_objects", "classification", "confidence", "total")
-
 
 class NonFinite(Exception):
     """A non-finite value met by a property that is not about finiteness (reported as error)."""
@@ -54,12 +54,14 @@ class NonFinite(Exception):
 class Outcome:
     """What one check saw on one drawn example.
 
-    ``status`` is ``pass``, ``fail`` or ``warn``; ``expected`` states the relation and tolerance;
+    ``status`` is a :class:`~lossaudit.status.Status` (``"pass"``, ``"fail"``, ``"warn"`` or
+    ``"skip"`` are accepted and converted); ``expected`` states the relation and tolerance;
     ``observed`` what was seen; ``cells`` the offending ``(b, i, j, a)`` anchors out of ``of``;
-    ``values`` the numbers behind the verdict; ``info`` a note kept even on a pass.
+    ``values`` the numbers behind the verdict; ``info`` a note kept even on a pass; ``cause``
+    the typed cause a diagnostic found (its kind goes into the result as ``Result.cause``).
     """
 
-    status: str
+    status: Status
     expected: str = ""
     observed: str = ""
     cells: tuple[tuple[int, int, int, int], ...] = ()
@@ -67,10 +69,23 @@ class Outcome:
     of_what: str = "anchors"
     values: dict[str, Any] = field(default_factory=dict)
     info: str = ""
+    cause: Any = None
+
+    def __post_init__(self) -> None:
+        status = Status.parse(self.status)
+        if status is Status.ERROR:
+            raise invalid(
+                "a property returned an error outcome",
+                "pass, fail, warn or skip (a loss's own errors are raised, as LossError)",
+                "status='error'",
+                "Raise lossaudit.errors.LossError for a loss that misbehaves.",
+                cls=InvalidSpec,
+            )
+        object.__setattr__(self, "status", status)
 
     @classmethod
     def ok(cls, info: str = "", **values: Any) -> Outcome:
-        return cls("pass", info=info, values=values)
+        return cls(Status.PASS, info=info, values=values)
 
 
 @dataclass
@@ -188,10 +203,24 @@ def prop(
 
         for component in components:
             if component not in COMPONENTS:
-                raise ValueError(f"unknown component {component!r} for {behaviour}")
+                raise invalid(
+                    f"prop({behaviour!r}) names an unknown component",
+                    " | ".join(COMPONENTS),
+                    f"{component!r}",
+                    "Register the property for canonical components."
+                    + did_you_mean(str(component), COMPONENTS),
+                    cls=InvalidArgument,
+                )
             name = f"{component}.{behaviour}"
             if name in _REGISTRY:
-                raise ValueError(f"property {name} registered twice")
+                raise invalid(
+                    f"property {name} is registered twice",
+                    "one registration per name",
+                    f"a second @prop({behaviour!r}) for {component}",
+                    "Rename the behaviour, or unregister the first with "
+                    "lossaudit.properties.unregister(name).",
+                    cls=InvalidArgument,
+                )
             _REGISTRY[name] = Property(
                 name=name,
                 component=component,

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from lossaudit import scenarios as sc
 from lossaudit import strategies as ls
-from lossaudit.adapter import base_roles
+from lossaudit.components import base_roles
 from lossaudit.errors import LossError
 from lossaudit.properties._helpers import fmt, path_outcome, scene_draws, tol
 from lossaudit.properties.coordinates import converge_draws, converge_path

@@ -30,13 +30,16 @@ on a large grid too: warnings. A term whose run another term turned NaN is not j
 
 from __future__ import annotations
 
+import enum
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from hypothesis import strategies as st
 
 from lossaudit import scenarios as sc
-from lossaudit.adapter import Training, base_roles, train
+from lossaudit.adapter import Training, train
+from lossaudit.components import base_roles
 from lossaudit.errors import LossError
 from lossaudit.properties._helpers import (
     ZERO_GRAD,
@@ -48,6 +51,7 @@ from lossaudit.properties._helpers import (
 )
 from lossaudit.properties.registry import Context, Outcome, prop
 from lossaudit.spec import CLS0, OBJ_CH
+from lossaudit.status import Status
 
 #: A component trains when it closes at least this fraction of its gap to the truth's value.
 FALL_FRACTION = 0.25
@@ -58,6 +62,52 @@ VANISHING = 1e-3
 FREE_STEPS, FREE_RATE = 100, 0.05
 HEAD_STEPS, HEAD_RATE = 150, 0.01
 RUNS = ("free predictions", "conv head")
+
+
+class CauseKind(enum.StrEnum):
+    """Why a component does not fall in training (see the module docstring)."""
+
+    NAN = "nan"
+    DIVERGING = "diverging"
+    OFF_TRUTH = "optimum off the truth"
+    CONSTANT = "constant"
+    DISCONNECTED = "disconnected"
+    VANISHING = "vanishing"
+    PART_DISCONNECTED = "part disconnected"
+    LEFT_OUT = "left out of the total"
+    DROWNED = "drowned"
+    STALLS = "stalls"
+
+    @property
+    def structural(self) -> bool:
+        """A property of the loss wherever it shows (a ``fail``); the others are about the
+        balance of the terms and the optimiser (a ``warn``, except a rise on free predictions)."""
+        return self in _STRUCTURAL
+
+
+_STRUCTURAL = frozenset(
+    {
+        CauseKind.NAN,
+        CauseKind.CONSTANT,
+        CauseKind.DISCONNECTED,
+        CauseKind.PART_DISCONNECTED,
+        CauseKind.LEFT_OUT,
+        CauseKind.OFF_TRUTH,
+    }
+)
+
+
+@dataclass(frozen=True)
+class Cause:
+    """A typed cause, the evidence behind it in words (``detail``) and, for a drowned term, the
+    term that drowns it (``by``)."""
+
+    kind: CauseKind
+    detail: str
+    by: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.kind}{' by ' + self.by if self.by else ''}: {self.detail}"
 
 
 def runs(ctx: Context) -> dict[str, Any]:
@@ -141,13 +191,13 @@ class _Disrupted(Exception):
     """The run turned NaN through another component: this one cannot be judged in it."""
 
 
-def _cause(ctx: Context, role: str, name: str, run: Training, data: dict[str, Any]) -> str:
+def _cause(ctx: Context, role: str, name: str, run: Training, data: dict[str, Any]) -> Cause:
     """Why ``role`` did not fall in ``run``, from evidence."""
     start, other, truth = data["start_eval"], data["other_eval"], data["truth"]
     v0, vt = start.values[role], truth.values[role]
     culprits = _nonfinite_roles(run, data)
     if role in culprits:
-        return "nan: its gradient is not finite at the start of training"
+        return Cause(CauseKind.NAN, "its gradient is not finite at the start of training")
     if culprits:
         raise _Disrupted(
             f"not judged: {', '.join(culprits)} sends a non-finite gradient into the {name} run "
@@ -164,37 +214,45 @@ def _cause(ctx: Context, role: str, name: str, run: Training, data: dict[str, An
                 if role == "classification" and one_class_softmax(ctx)
                 else ""
             )
-            return f"constant: {fmt(v0)} whatever the predictions{hint}"
-        return (
-            f"disconnected: its value changes with the predictions ({fmt(v0)} at the start, "
+            return Cause(CauseKind.CONSTANT, f"{fmt(v0)} whatever the predictions{hint}")
+        return Cause(
+            CauseKind.DISCONNECTED,
+            f"its value changes with the predictions ({fmt(v0)} at the start, "
             f"{fmt(vt)} at the truth) but no gradient reaches {_channels(role)} "
-            "(stop_gradient, a NumPy round trip, argmax, or a mask applied to the predictions)"
+            "(stop_gradient, a NumPy round trip, argmax, or a mask applied to the predictions)",
         )
     gap = abs(v0 - vt)
     if gnorm < VANISHING * max(gap, 1e-3):
-        return (
-            f"vanishing: gradient norm {fmt(gnorm)} on {_channels(role)} against a distance "
-            f"of {fmt(gap)} from its value at the truth (a saturated activation?)"
+        return Cause(
+            CauseKind.VANISHING,
+            f"gradient norm {fmt(gnorm)} on {_channels(role)} against a distance "
+            f"of {fmt(gap)} from its value at the truth (a saturated activation?)",
         )
     found = _share_of(ctx, role, run, data["scene"])
     if found is not None and found[0] < 1e-6:
-        return (
-            f"left out of the total: the total's gradient carries none of {role} (fitted weight "
-            "0), so minimising the total never trains it"
+        return Cause(
+            CauseKind.LEFT_OUT,
+            f"the total's gradient carries none of {role} (fitted weight "
+            "0), so minimising the total never trains it",
         )
     if found is not None and found[0] < DROWNED_SHARE:
         mine, rival = found
-        return (
-            f"drowned by {rival}: {mine:.1%} of the total's gradient on the "
+        return Cause(
+            CauseKind.DROWNED,
+            f"{mine:.1%} of the total's gradient on the "
             f"{'outputs' if run.model == 'free' else 'shared weights'} it trains "
-            f"(raise its weight or normalise the other term)"
+            f"(raise its weight or normalise the other term)",
+            by=rival,
         )
     values = run.values[role]
     end = float(np.median(values[-5:]))
     if end > v0 + tol(v0) + 0.05 * gap:
-        return f"diverging: rises from {fmt(v0)} to {fmt(end)} while the total is minimised"
-    return (
-        f"stalls: falls only from {fmt(values[0])} to {fmt(values[-1])} in {len(values) - 1} steps"
+        return Cause(
+            CauseKind.DIVERGING, f"rises from {fmt(v0)} to {fmt(end)} while the total is minimised"
+        )
+    return Cause(
+        CauseKind.STALLS,
+        f"falls only from {fmt(values[0])} to {fmt(values[-1])} in {len(values) - 1} steps",
     )
 
 
@@ -217,20 +275,9 @@ def _nonfinite_roles(run: Training, data: dict[str, Any]) -> list[str]:
     return bad
 
 
-#: Causes that are a property of the loss, wherever they show: a ``fail``. Any other cause
-#: (drowned, vanishing, stalls, diverging through the shared head) is about the balance of the
-#: terms and the optimiser: a ``warn``.
-STRUCTURAL = (
-    "nan",
-    "constant",
-    "disconnected",
-    "part disconnected",
-    "left out of the total",
-    "optimum off the truth",
-)
-
-
-def _verdict(ctx: Context, role: str, name: str, run: Training, data: dict[str, Any]) -> str | None:
+def _verdict(
+    ctx: Context, role: str, name: str, run: Training, data: dict[str, Any]
+) -> Cause | None:
     """``None`` when ``role`` trains in ``run``, else what went wrong and why."""
     if run.error:
         raise LossError(f"the loss raised during the {name} training run: {run.error}")
@@ -246,7 +293,7 @@ def _verdict(ctx: Context, role: str, name: str, run: Training, data: dict[str, 
                 f"not judged: the {name} run turned NaN through {', '.join(culprits)} "
                 f"(see {culprits[0]}.trains and {culprits[0]}.finite)"
             )
-        return f"nan: turns {values[bad[0]]} at step {int(bad[0])}"
+        return Cause(CauseKind.NAN, f"turns {values[bad[0]]} at step {int(bad[0])}")
     v0, end = values[0], float(np.median(values[-5:]))
     gap = v0 - vt
     low = float(values.min())
@@ -255,10 +302,11 @@ def _verdict(ctx: Context, role: str, name: str, run: Training, data: dict[str, 
     if run.model == "free" and low < vt - (0.05 * abs(gap) + tol(vt) + 1e-4):
         off, seen = _predictions_off(ctx, role, run, data)
         if off:
-            return (
-                f"optimum off the truth: training drove it to {fmt(low)}, below its value at the "
+            return Cause(
+                CauseKind.OFF_TRUTH,
+                f"training drove it to {fmt(low)}, below its value at the "
                 f"true predictions ({fmt(vt)}), with {seen}: minimising it pulls predictions "
-                "away from the truth"
+                "away from the truth",
             )
         # Below the value at saturated logits, yet the predictions stay near the truth: soft
         # targets (label smoothing) put the optimum just short of 0 and 1. Judged as usual.
@@ -267,10 +315,11 @@ def _verdict(ctx: Context, role: str, name: str, run: Training, data: dict[str, 
         if stuck is None or not stuck[0].any():
             return None
         mask, of = stuck
-        return (
-            f"part disconnected: it falls, but the predictions of {int(mask.sum())} of {of} "
+        return Cause(
+            CauseKind.PART_DISCONNECTED,
+            f"it falls, but the predictions of {int(mask.sum())} of {of} "
             f"object anchors it governs never moved ({_channels(role)}): no gradient reaches them "
-            "(an anchor or scale the target assignment never selects?)"
+            "(an anchor or scale the target assignment never selects?)",
         )
     return _cause(ctx, role, name, run, data)
 
@@ -320,6 +369,17 @@ def _stuck_object_anchors(
     return anchors & ~moved_any, int(anchors.sum())
 
 
+def _severity(ctx: Context, role: str, run: str, cause: Cause) -> Status:
+    """A structural cause fails (but the one-class softmax's constant term, a known trap with
+    its own property, warns); a rise on free predictions fails; the rest is balance: a warning."""
+    if cause.kind.structural:
+        one_class = role == "classification" and one_class_softmax(ctx)
+        return Status.WARN if one_class and cause.kind is CauseKind.CONSTANT else Status.FAIL
+    if run == RUNS[0] and cause.kind is CauseKind.DIVERGING:
+        return Status.FAIL
+    return Status.WARN
+
+
 @prop(
     "trains",
     components=("coordinates", "objects", "no_objects", "classification", "confidence", "total"),
@@ -338,45 +398,37 @@ def trains(ctx: Context, role: str, _: Any) -> Outcome:
     if not governed_union(ctx, role, data["scene"])[1].any():
         return Outcome.ok(info=f"the training scene has no anchor {role} governs (a tiny grid)")
     falls = []
-    found: list[tuple[str, str, Training]] = []
+    found: list[tuple[str, Cause, Training]] = []
     for name in RUNS:
         run = data["runs"][name]
         try:
-            problem = _verdict(ctx, role, name, run, data)
+            cause = _verdict(ctx, role, name, run, data)
         except _Disrupted as exc:
-            return Outcome("skip", observed=str(exc))
+            return Outcome(Status.SKIP, observed=str(exc))
         values = run.values.get(role, np.zeros(1))
-        if problem is None:
+        if cause is None:
             falls.append(f"{name}: {fmt(values[0])} -> {fmt(values[-1])}")
         else:
-            found.append((name, problem, run))
+            found.append((name, cause, run))
     if found:
-        # The most telling problem: a structural one, else a failure of free predictions.
-        def rank(item: tuple[str, str, Training]) -> int:
-            name, problem, _ = item
-            if problem.startswith(STRUCTURAL):
-                return 0
-            return 1 if name == "free predictions" else 2
-
-        name, problem, run = min(found, key=rank)
+        # The most telling cause: a structural one, else a failure of free predictions.
+        name, cause, run = min(
+            found, key=lambda f: 0 if f[1].kind.structural else 1 if f[0] == RUNS[0] else 2
+        )
         values = run.values.get(role, np.zeros(1))
-        structural = problem.startswith(STRUCTURAL)
-        one_class = role == "classification" and one_class_softmax(ctx)
-        if structural:
-            status = "warn" if one_class and problem.startswith("constant") else "fail"
-        else:
-            status = (
-                "fail" if name == "free predictions" and problem.startswith("diverging") else "warn"
-            )
         stuck = _stuck_object_anchors(ctx, role, run, data)
-        cells = cells_where(stuck[0]) if stuck is not None and problem.startswith("part") else ()
+        cells = (
+            cells_where(stuck[0])
+            if stuck is not None and cause.kind is CauseKind.PART_DISCONNECTED
+            else ()
+        )
         return Outcome(
-            status,
+            _severity(ctx, role, name, cause),
             expected=(
                 f"{role} falls by at least {FALL_FRACTION:.0%} of its distance to its value "
                 f"at the truth ({fmt(data['truth'].values[role])}) when the total is minimised"
             ),
-            observed=f"{name}: {problem}",
+            observed=f"{name}: {cause}",
             cells=cells,
             of=stuck[1] if cells and stuck is not None else 0,
             of_what="object anchors",
@@ -387,6 +439,7 @@ def trains(ctx: Context, role: str, _: Any) -> Outcome:
                 "truth": data["truth"].values[role],
             },
             info="; ".join(falls),
+            cause=cause,
         )
     return Outcome.ok(info="; ".join(falls))
 

@@ -142,3 +142,21 @@ def test_renderers_survive_partial_and_reloaded_analysis(fmt):
         assert out
         if fmt == "html":
             assert "analysis not measured" in out or report.analysis.get("error") is None
+
+
+def test_reads_a_version_1_report():
+    """Version 1 (before ``cause`` and ``hung``) is still read, as the current version."""
+    old = json.loads((GOLDEN / "report-v1.json").read_text())
+    assert old["schema_version"] == 1
+    report = Report.from_dict(old)
+    assert report == sample_report()
+    assert json.loads(render_json(report))["schema_version"] == 2
+
+
+def test_an_unknown_schema_version_is_a_schema_error():
+    from lossaudit.errors import LossAuditError, SchemaError
+
+    data = sample_report().to_dict() | {"schema_version": 99}
+    with pytest.raises(SchemaError, match="expected one of 1, 2") as info:
+        Report.from_dict(data)
+    assert isinstance(info.value, LossAuditError)
