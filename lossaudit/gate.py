@@ -20,6 +20,7 @@ from lossaudit import scenarios as sc
 from lossaudit.components import COMPONENTS
 from lossaudit.config import LossConfig, validate_table
 from lossaudit.errors import InvalidSpec, LossError, did_you_mean
+from lossaudit.jsonable import jsonable
 from lossaudit.report import Report
 from lossaudit.settings import Settings, load_config, resolve
 from lossaudit.spec import Codec, GridSpec, Obj, Scene
@@ -140,16 +141,6 @@ def measure(loss: Any, cfg: LossConfig) -> dict[str, dict[str, float]]:
     return out
 
 
-def _encode(values: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    return {
-        s: {
-            c: (v if not isinstance(v, float) or math.isfinite(v) else str(v))
-            for c, v in comps.items()
-        }
-        for s, comps in values.items()
-    }
-
-
 def baseline_document(entries: dict[str, tuple[LossConfig, dict[str, dict[str, float]]]]) -> str:
     doc = {
         "schema_version": BASELINE_VERSION,
@@ -163,7 +154,7 @@ def baseline_document(entries: dict[str, tuple[LossConfig, dict[str, dict[str, f
                     "cls": cfg.codec.cls,
                     "anchor_sizes": [list(p) for p in cfg.codec.anchor_sizes],
                 },
-                "values": _encode(values),
+                "values": jsonable(values),
             }
             for target, (cfg, values) in entries.items()
         },
@@ -245,7 +236,7 @@ def compare(
     if recorded is None:
         return [Drift(target, "*", "*", "not in the baseline", "measured")]
     old = recorded.get("values", {})
-    now = _encode(current)
+    now = jsonable(current)
     drifts = []
     for scene in sorted(set(old) | set(now)):
         for comp in sorted(set(old.get(scene, {})) | set(now.get(scene, {}))):

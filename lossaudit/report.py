@@ -7,12 +7,12 @@ the same :class:`Report`. Nothing here imports TensorFlow or Hypothesis.
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from lossaudit.components import COMPONENTS
 from lossaudit.errors import SchemaError
+from lossaudit.jsonable import jsonable
 from lossaudit.status import Status
 
 __all__ = [
@@ -28,25 +28,6 @@ SCHEMA_VERSION = 2
 READABLE_VERSIONS = (1, 2)
 #: Result statuses, worst first (their JSON spelling).
 STATUSES = tuple(s.value for s in Status)
-
-
-def _jsonable(value: Any) -> Any:
-    """Numbers made JSON-safe: NaN and infinities become strings, numpy scalars floats."""
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if hasattr(value, "tolist"):
-        return _jsonable(value.tolist())
-    if isinstance(value, float):
-        if math.isnan(value):
-            return "nan"
-        if math.isinf(value):
-            return "inf" if value > 0 else "-inf"
-        return value
-    if isinstance(value, bool | int | str) or value is None:
-        return value
-    return repr(value)
 
 
 @dataclass(frozen=True)
@@ -69,7 +50,7 @@ class Counterexample:
     predicted: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        return _jsonable(asdict(self))
+        return jsonable(asdict(self))
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Counterexample:
@@ -119,7 +100,7 @@ class Result:
     def to_dict(self) -> dict[str, Any]:
         d = {k: v for k, v in asdict(self).items() if k != "counterexample"}
         d["counterexample"] = self.counterexample.to_dict() if self.counterexample else None
-        return _jsonable(d)
+        return jsonable(d)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Result:
@@ -170,7 +151,7 @@ class Report:
         return {c: worst[c] for c in COMPONENTS if c in worst}
 
     def to_dict(self) -> dict[str, Any]:
-        return _jsonable(
+        return jsonable(
             {
                 "schema_version": self.schema_version,
                 "target": self.target,
