@@ -44,12 +44,8 @@ from lossaudit.components import (
 from lossaudit.errors import InvalidArgument, LossError, invalid
 from lossaudit.scenarios import Case
 
-__all__ = [
-    "Adapter",
-    "Evaluation",
-    "Training",
-    "train",
-]
+__all__ = ["Adapter", "Evaluation", "describe_exception", "import_tensorflow"]
+
 
 @dataclass(frozen=True)
 class Evaluation:
@@ -350,8 +346,9 @@ class Adapter:
             comps["total"] = tf.add_n(shaped) if len(shaped) > 1 else shaped[0]
         return comps, total_given, grouped.names
 
-    def _forward(self) -> Callable[[Any, Any], Any]:
-        """``forward(y_true, y_pred) -> (comps, scalars, total_given, names)`` on tensors."""
+    def forward(self) -> Callable[[Any, Any], Any]:
+        """``forward(y_true, y_pred) -> (comps, scalars, total_given, names)`` on tensors:
+        the loss called once, its components normalised by role (traceable)."""
         tf = _tf()
         # Autograph converts the user's loss (it may branch on tensors), not lossaudit's own
         # bookkeeping around it.
@@ -369,30 +366,45 @@ class Adapter:
 
         return forward
 
+    def component_gradients(self, run: Callable[[], Any], sources: list[Any]) -> Any:
+        """``(run(), {role: [gradient of the role's scalar per source, None if unconnected]})``.
+
+        ``run`` is a forward pass (:meth:`forward`'s result on tensors it builds); ``sources``
+        the tensors or variables to differentiate by. Shared by evaluation (by the predictions)
+        and the training harness (by a head's weights). Works eagerly and under ``tf.function``.
+        """
+        tf = _tf()
+        # Variables (a Keras head's weights) are watched by the tape already; tensors are not.
+        watched = [s for s in sources if isinstance(s, tf.Tensor)]
+        with tf.GradientTape(persistent=not self.separate_passes) as tape:
+            tape.watch(watched)
+            out = run()
+        grads = {}
+        for role, scalar in out[1].items():
+            if self.separate_passes:
+                # One forward and backward pass per component: some ops (tf.py_function)
+                # allow only one gradient computation per forward pass.
+                with tf.GradientTape() as tape:
+                    tape.watch(watched)
+                    scalar = run()[1][role]
+            grads[role] = tape.gradient(
+                scalar, sources, unconnected_gradients=tf.UnconnectedGradients.NONE
+            )
+        del tape
+        return out, grads
+
     def _computation(self, mode: str) -> Callable[..., Any]:
         tf = _tf()
-        forward = self._forward()
+        forward = self.forward()
 
         def run(y_true: Any, y_pred: Any) -> Any:
-            grads, connected = {}, {}
-            with tf.GradientTape(persistent=not self.separate_passes) as tape:
-                tape.watch(y_pred)
-                comps, scalars, total_given, names = forward(y_true, y_pred)
-            for role in scalars:
-                if self.separate_passes:
-                    # One forward and backward pass per component: some ops (tf.py_function)
-                    # allow only one gradient computation per forward pass.
-                    with tf.GradientTape() as tape:
-                        tape.watch(y_pred)
-                        target = forward(y_true, y_pred)[1][role]
-                else:
-                    target = scalars[role]
-                g = tape.gradient(
-                    target, y_pred, unconnected_gradients=tf.UnconnectedGradients.NONE
-                )
-                connected[role] = g is not None
-                grads[role] = g if g is not None else tf.zeros_like(y_pred)
-            del tape
+            (comps, scalars, total_given, names), by_source = self.component_gradients(
+                lambda: forward(y_true, y_pred), [y_pred]
+            )
+            connected = {r: g[0] is not None for r, g in by_source.items()}
+            grads = {
+                r: g[0] if g[0] is not None else tf.zeros_like(y_pred) for r, g in by_source.items()
+            }
             per_sample = {r: v for r, v in comps.items() if v.shape.rank == 1}
             self._trace_info[(mode, tuple(y_pred.shape))] = {
                 "connected": connected,
@@ -501,175 +513,3 @@ class Adapter:
             return self._call(mode, y_true, y_pred), None
         except Exception as exc:
             return None, describe_exception(exc)
-
-
-@dataclass(frozen=True)
-class Training:
-    """What a short optimisation of a loss's total did to each component.
-
-    ``values[role]`` holds the component at every step (``steps + 1`` values, the start first);
-    ``param_grads[role]`` the gradient of each component with respect to the trained parameters
-    at the start, flattened (the free predictions, or the head's weights); ``final`` the raw
-    predictions after the last step. ``error`` is the loss's own error when a step raised.
-    """
-
-    model: str
-    values: dict[str, np.ndarray]
-    param_grads: dict[str, np.ndarray]
-    final: np.ndarray
-    error: str | None = None
-
-
-def _head(spec_shape: tuple[int, ...], channels_in: int, seed: int) -> Any:
-    """A tiny convolutional head: images ``(batch, 4H, 4W, c)`` -> raw ``(batch, H, W, A, 5 + C)``."""
-    import keras
-
-    _, h, w, anchors, depth = spec_shape
-
-    def init(k: int) -> Any:
-        # Seeded initialisers, not keras.utils.set_random_seed: the caller's global seeds stay.
-        return keras.initializers.GlorotUniform(seed=seed * 10 + k)
-
-    return keras.Sequential(
-        [
-            keras.Input((4 * h, 4 * w, channels_in)),
-            keras.layers.Conv2D(
-                16, 3, padding="same", activation="relu", kernel_initializer=init(0)
-            ),
-            keras.layers.AveragePooling2D(4),
-            keras.layers.Conv2D(
-                32, 3, padding="same", activation="relu", kernel_initializer=init(1)
-            ),
-            keras.layers.Conv2D(anchors * depth, 1, kernel_initializer=init(2)),
-            keras.layers.Reshape((h, w, anchors, depth)),
-        ]
-    )
-
-
-def _train(
-    adapter: Adapter,
-    y_true: np.ndarray,
-    start: np.ndarray | None,
-    images: np.ndarray | None,
-    *,
-    steps: int,
-    learning_rate: float,
-    seed: int,
-) -> Training:
-    tf = _tf()
-    import keras
-
-    forward = adapter._forward()
-    eager = adapter.graph_error is not None
-    y_true_t = tf.constant(y_true, tf.float32)
-    if images is None:
-        assert start is not None
-        model = "free"
-        var = tf.Variable(start.astype(np.float32))
-        params = [var]
-
-        def predict() -> Any:
-            return tf.identity(var)
-    else:
-        model = "conv head"
-        net = _head(y_true.shape, images.shape[-1], seed)
-        images_t = tf.constant(images, tf.float32)
-        params = list(net.trainable_variables)
-
-        def predict() -> Any:
-            return net(images_t, training=True)
-
-    optimizer = keras.optimizers.Adam(learning_rate)
-
-    def grads_of_components() -> Any:
-        per_role = {}
-        with tf.GradientTape(persistent=not adapter.separate_passes) as tape:
-            scalars = forward(y_true_t, predict())[1]
-        for role in scalars:
-            if adapter.separate_passes:
-                with tf.GradientTape() as tape:
-                    target = forward(y_true_t, predict())[1][role]
-            else:
-                target = scalars[role]
-            gs = tape.gradient(target, params)
-            per_role[role] = tf.concat(
-                [
-                    tf.reshape(g, [-1]) if g is not None else tf.zeros([int(np.prod(p.shape))])
-                    for g, p in zip(gs, params, strict=True)
-                ],
-                0,
-            )
-        del tape
-        return scalars, per_role
-
-    def step() -> Any:
-        with tf.GradientTape() as tape:
-            scalars = forward(y_true_t, predict())[1]
-        gs = tape.gradient(scalars["total"], params)
-        optimizer.apply_gradients(
-            [(g, p) for g, p in zip(gs, params, strict=True) if g is not None]
-        )
-        return scalars
-
-    if not eager:
-        grads_of_components = tf.function(grads_of_components)
-        step = tf.function(step)
-    history: dict[str, list[float]] = {}
-    param_grads: dict[str, np.ndarray] = {}
-    error = None
-    final = np.zeros(y_true.shape, dtype=np.float32)
-    try:
-        scalars, per_role = grads_of_components()
-        param_grads = {r: g.numpy().astype(np.float64) for r, g in per_role.items()}
-        for r, v in scalars.items():
-            history[r] = [float(v.numpy())]
-        final = predict().numpy()
-        for k in range(steps + 1):
-            # A step returns the values it started from, so step k gives the values after k - 1
-            # updates; one extra step reads the values after the last (one trace, not two).
-            if k == steps:
-                final = predict().numpy()
-            before = step()
-            if k > 0:
-                for r, v in before.items():
-                    history[r].append(float(v.numpy()))
-    except Exception as exc:  # the loss's error during training: reported, never raised
-        error = describe_exception(exc)
-    return Training(
-        model=model,
-        values={r: np.asarray(v, dtype=np.float64) for r, v in history.items()},
-        param_grads=param_grads,
-        final=final,
-        error=error,
-    )
-
-
-def train(
-    adapter: Adapter,
-    y_true: np.ndarray,
-    *,
-    start: np.ndarray | None = None,
-    images: np.ndarray | None = None,
-    steps: int = 60,
-    learning_rate: float = 0.05,
-    seed: int = 0,
-) -> Training:
-    """Minimise the loss's total with Adam for ``steps`` steps and record every component.
-
-    With ``start`` the predictions themselves are the variables (free predictions); with
-    ``images`` a tiny convolutional head (:func:`_head`) maps them to predictions, so gradients
-    pass through real layers with shared weights. Traced once per call with ``tf.function``
-    unless the loss cannot be traced (then eagerly).
-    """
-    if (start is None) == (images is None):
-        raise ValueError("train() needs exactly one of start= (free predictions) or images=")
-    import keras
-
-    if keras.config.backend() != "tensorflow":
-        raise LossError(
-            f"training diagnostics need Keras's TensorFlow backend; KERAS_BACKEND is "
-            f"{keras.config.backend()!r}"
-        )
-    return _train(
-        adapter, y_true, start, images, steps=steps, learning_rate=learning_rate, seed=seed
-    )

@@ -38,7 +38,7 @@ import numpy as np
 from hypothesis import strategies as st
 
 from lossaudit import scenarios as sc
-from lossaudit.adapter import Training, train
+from lossaudit.harness import Training, train
 from lossaudit.components import base_roles
 from lossaudit.errors import LossError
 from lossaudit.properties._helpers import (
