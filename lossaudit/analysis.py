@@ -26,9 +26,18 @@ import numpy as np
 from lossaudit import scenarios as sc
 from lossaudit.components import base_roles
 from lossaudit.errors import LossError
+from lossaudit.findings import (
+    Analysis,
+    Balance,
+    BalanceRow,
+    Curve,
+    GradientRow,
+    GradientView,
+    TrainingRun,
+)
 from lossaudit.properties._helpers import one_class_softmax, tol
 from lossaudit.properties.registry import Context
-from lossaudit.properties.training import fitted_weights, runs
+from lossaudit.properties.training import fitted_weights, recorded_runs, runs
 from lossaudit.spec import CLS0, OBJ_CH
 
 __all__ = ["analyse", "balance", "gradient_view", "response_curves"]
@@ -103,7 +112,7 @@ def _paths(ctx: Context) -> list[dict[str, Any]]:
     return paths
 
 
-def response_curves(ctx: Context) -> list[dict[str, Any]]:
+def response_curves(ctx: Context) -> tuple[Curve, ...]:
     """One curve per (path, component): the component's values along a path to the truth.
 
     ``expected`` is ``falls`` for the components the path's channels belong to and for the
@@ -122,20 +131,20 @@ def response_curves(ctx: Context) -> list[dict[str, Any]]:
                 if path["name"] == "true-class logit" and one_class:
                     expected = "flat" if role == "classification" else ""
             curves.append(
-                {
-                    "path": path["name"],
-                    "component": role,
-                    "x_label": path["x_label"],
-                    "x": path["x"],
-                    "y": values,
-                    "expected": expected,
-                    "observed": _shape(values),
-                }
+                Curve(
+                    path=path["name"],
+                    component=role,
+                    x_label=path["x_label"],
+                    x=tuple(float(v) for v in path["x"]),
+                    y=tuple(float(v) for v in values),
+                    expected=expected,
+                    observed=_shape(values),
+                )
             )
-    return curves
+    return tuple(curves)
 
 
-def gradient_view(ctx: Context) -> dict[str, Any]:
+def gradient_view(ctx: Context) -> GradientView:
     """Gradient norm of every component on each channel group, at object and empty anchors."""
     scene = sc.training_scene(ctx.spec)
     start = ctx.evaluate(sc.noisy(scene, ctx.codec, seed=0))
@@ -148,15 +157,15 @@ def gradient_view(ctx: Context) -> dict[str, Any]:
             for where, mask in (("object", obj), ("empty", ~obj)):
                 part = g[..., sl][mask]
                 cells[f"{label} @ {where}"] = float(np.linalg.norm(part)) if part.size else 0.0
-        rows.append({"component": role, "norms": cells, "connected": start.connected[role]})
-    return {
-        "columns": [f"{label} @ {where}" for label, _ in GROUPS for where in ("object", "empty")],
-        "rows": rows,
-        "at": "typical untrained predictions on the fixed scene",
-    }
+        rows.append(GradientRow(role, cells, bool(start.connected[role])))
+    return GradientView(
+        columns=tuple(f"{label} @ {where}" for label, _ in GROUPS for where in ("object", "empty")),
+        rows=tuple(rows),
+        at="typical untrained predictions on the fixed scene",
+    )
 
 
-def balance(ctx: Context) -> dict[str, Any]:
+def balance(ctx: Context) -> Balance:
     """Each base component's value, fitted weight, share of the total's gradient on the outputs,
     and that share with its weight doubled, at typical untrained predictions."""
     scene = sc.training_scene(ctx.spec)
@@ -179,42 +188,26 @@ def balance(ctx: Context) -> dict[str, Any]:
         if role not in flat:
             continue
         if not finite[role]:
-            rows.append(
-                {
-                    "component": role,
-                    "value": start.values[role],
-                    "weight": None,
-                    "share": None,
-                    "share_if_doubled": None,
-                    "finite": False,
-                }
-            )
+            rows.append(BalanceRow(role, start.values[role], None, None, None, finite=False))
             continue
         weight = weights.get(role, 0.0)
         has_gradient = float(np.linalg.norm(usable[role])) > 0
         share = norms.get(role, 0.0) / whole if whole > 0 else 0.0
         doubled = 2 * norms.get(role, 0.0) / (whole + norms.get(role, 0.0)) if whole > 0 else 0.0
         rows.append(
-            {
-                "component": role,
-                "value": start.values[role],
-                "weight": weight if has_gradient else None,
-                "share": share,
-                "share_if_doubled": doubled,
-                "finite": True,
-            }
+            BalanceRow(role, start.values[role], weight if has_gradient else None, share, doubled)
         )
-    movable = [r for r in rows if r["weight"] is not None]
-    stuck = [r["component"] for r in rows if r["weight"] is None and r["finite"]]
-    broken = [r["component"] for r in rows if not r["finite"]]
+    movable = [r for r in rows if r.weight is not None]
+    stuck = [r.component for r in rows if r.weight is None and r.finite]
+    broken = [r.component for r in rows if not r.finite]
     notes = []
     if len(movable) > 1:
-        low = min(movable, key=lambda r: r["share"])
-        high = max(movable, key=lambda r: r["share"])
+        low = min(movable, key=lambda r: r.share or 0.0)
+        high = max(movable, key=lambda r: r.share or 0.0)
         notes.append(
-            f"{high['component']} takes {high['share']:.0%} of the gradient and "
-            f"{low['component']} {100 * low['share']:.2g}%; doubling the {low['component']} term's "
-            f"weight would give it {100 * low['share_if_doubled']:.2g}%"
+            f"{high.component} takes {high.share:.0%} of the gradient and "
+            f"{low.component} {100 * (low.share or 0.0):.2g}%; doubling the {low.component} "
+            f"term's weight would give it {100 * (low.share_if_doubled or 0.0):.2g}%"
         )
     if stuck:
         notes.append(
@@ -223,30 +216,42 @@ def balance(ctx: Context) -> dict[str, Any]:
         )
     if broken:
         notes.append(f"{', '.join(broken)}: non-finite gradient (see the finite properties)")
-    note = "; ".join(notes)
-    return {
-        "rows": rows,
-        "total": start.values.get("total"),
-        "at": f"typical untrained predictions (noisy seed 0) on {len(scene.objects)} objects in "
+    return Balance(
+        rows=tuple(rows),
+        total=start.values.get("total"),
+        at=f"typical untrained predictions (noisy seed 0) on {len(scene.objects)} objects in "
         f"{ctx.spec.batch} x {ctx.spec.H} x {ctx.spec.W} x {ctx.spec.anchors} anchors",
-        "note": note,
-        "weights_fitted": bool(ctx.total_given),
-        "on": on,
-    }
+        note="; ".join(notes),
+        weights_fitted=bool(ctx.total_given),
+        on=on,
+    )
 
 
-def analyse(ctx: Context) -> dict[str, Any]:
-    """Curves, gradient view and balance; a part the loss cannot evaluate records its error."""
-    out: dict[str, Any] = {}
+def analyse(ctx: Context) -> Analysis:
+    """Curves, gradient view, balance and the training runs the properties made; a part the
+    loss cannot evaluate records its error."""
+    parts: dict[str, Any] = {}
+    errors: dict[str, str] = {}
     for key, fn in (
         ("curves", response_curves),
         ("gradients", gradient_view),
         ("balance", balance),
     ):
         try:
-            out[key] = fn(ctx)
+            parts[key] = fn(ctx)
         except LossError as exc:
-            out[key] = {"error": str(exc)}
+            errors[key] = str(exc)
         except Exception as exc:  # a bug in lossaudit: the other parts and the verdicts stand
-            out[key] = {"error": f"internal error in lossaudit: {type(exc).__name__}: {exc}"}
-    return out
+            errors[key] = f"internal error in lossaudit: {type(exc).__name__}: {exc}"
+    made = recorded_runs(ctx)
+    training = (
+        None
+        if made is None
+        else {
+            name: TrainingRun(
+                {r: tuple(float(v) for v in vals) for r, vals in run.values.items()}, run.error
+            )
+            for name, run in made.items()
+        }
+    )
+    return Analysis(**parts, training=training, errors=errors)

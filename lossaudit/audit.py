@@ -20,6 +20,7 @@ from lossaudit import properties as props
 from lossaudit.adapter import Adapter, describe_exception, import_tensorflow
 from lossaudit.components import order_key
 from lossaudit.errors import InvalidArgument, LossError, invalid
+from lossaudit.findings import Analysis
 from lossaudit.properties.registry import Context, NonFinite, Outcome, Property
 from lossaudit.report import Counterexample, Report, Result
 from lossaudit.scenarios import Case, noisy, perfect
@@ -474,7 +475,7 @@ def audit(
         results.append(_run_with_limit(prop, ctx, settings, reproduce, worker))
         if results[-1].hung:
             hung_in = prop.name
-    analysis: dict[str, Any] = {}
+    analysis = Analysis()
     if hung_in is None and analyse_loss:
         if progress is not None:
             progress(len(selected), len(selected), "analysis (curves, gradients, balance)")
@@ -515,27 +516,18 @@ def audit(
     )
 
 
-def _analysis(ctx: Context, worker: Worker, limit: float) -> tuple[dict[str, Any], bool]:
-    """Curves, gradient view, balance, and the training runs when a property made them."""
+def _analysis(ctx: Context, worker: Worker, limit: float) -> tuple[Analysis, bool]:
+    """Curves, gradient view, balance, and the training runs when a property made them;
+    ``(analysis, hung)``."""
     from lossaudit.analysis import analyse
 
     try:
         finished, out = worker.run(lambda: analyse(ctx), limit)
     except Exception as exc:  # a bug in lossaudit: the verdicts stand without the pictures
-        return {
-            "error": f"internal error in lossaudit's analysis: {describe_exception(exc)}"
-        }, False
+        error = f"internal error in lossaudit's analysis: {describe_exception(exc)}"
+        return Analysis(error=error), False
     if not finished:
-        return {"error": f"did not finish within {limit:g}s"}, True
-    training = ctx.cache.get("training")
-    if training is not None:
-        out["training"] = {
-            name: {
-                "values": {r: [float(v) for v in vals] for r, vals in run.values.items()},
-                "error": run.error,
-            }
-            for name, run in training["runs"].items()
-        }
+        return Analysis(error=f"did not finish within {limit:g}s"), True
     return out, False
 
 

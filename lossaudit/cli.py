@@ -451,7 +451,7 @@ def _report(args: argparse.Namespace) -> ExitCode:
     if diagnosis is not None:
         from lossaudit import logs
 
-        analysis = {**report.analysis, "logs": logs.curves_for_report(diagnosis)}
+        analysis = dataclasses.replace(report.analysis, logs=logs.curves_for_report(diagnosis))
         report = dataclasses.replace(report, analysis=analysis)
     color = args.color == "always" or (
         args.color == "auto" and args.out is None and sys.stdout.isatty()

@@ -12,6 +12,7 @@ from typing import Any
 
 from lossaudit.components import COMPONENTS
 from lossaudit.errors import SchemaError
+from lossaudit.findings import Analysis
 from lossaudit.jsonable import jsonable
 from lossaudit.status import Status
 
@@ -123,10 +124,15 @@ class Report:
     components: dict[str, list[str]] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
     stats: dict[str, Any] = field(default_factory=dict)
-    #: Response curves, gradient view, balance table and training curves
-    #: (:mod:`lossaudit.analysis`); empty when not measured.
-    analysis: dict[str, Any] = field(default_factory=dict)
+    #: Response curves, gradient view, balance table, training curves and diagnosed logs
+    #: (:class:`lossaudit.findings.Analysis`); every part ``None`` when not measured. A plain
+    #: mapping (a document's ``analysis``) is read with ``Analysis.from_dict``.
+    analysis: Analysis = field(default_factory=Analysis)
     schema_version: int = SCHEMA_VERSION
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.analysis, Analysis):
+            object.__setattr__(self, "analysis", Analysis.from_dict(self.analysis))
 
     @property
     def summary(self) -> dict[str, int]:
@@ -164,7 +170,7 @@ class Report:
                 "results": [r.to_dict() for r in self.results],
                 "notes": list(self.notes),
                 "stats": self.stats,
-                "analysis": self.analysis,
+                "analysis": self.analysis.to_dict(),
             }
         )
 
@@ -189,6 +195,6 @@ class Report:
             components={k: list(v) for k, v in data.get("components", {}).items()},
             notes=tuple(data.get("notes", ())),
             stats=dict(data.get("stats", {})),
-            analysis=dict(data.get("analysis", {})),
+            analysis=Analysis.from_dict(data.get("analysis")),
             schema_version=SCHEMA_VERSION,
         )

@@ -97,7 +97,7 @@ CASES = [
     (
         "bad role",
         lambda: Adapter(lambda a, b: a, components={"xy": "coords"}),
-        errors.InvalidSpec,
+        errors.InvalidArgument,
         "xy=coords",
     ),
     (

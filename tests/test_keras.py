@@ -266,7 +266,7 @@ INVALID = [
     (
         "unknown role",
         lambda seed: component_metrics(seed, components={"xy": "coords"}),
-        "xy='coords'",
+        "xy=coords",
     ),
     ("not callable", lambda seed: component_metrics(42), "int"),
     ("prefix", lambda seed: component_metrics(seed, prefix=1), "prefix=1"),

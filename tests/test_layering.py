@@ -16,7 +16,7 @@ STAGES = [
     {"strategies", "scenarios"},
     {"adapter", "harness"},
     {"properties"},
-    {"audit", "report", "analysis", "worker"},
+    {"audit", "report", "analysis", "worker", "findings"},
     {"render"},
     {
         "targets",

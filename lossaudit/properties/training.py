@@ -38,9 +38,9 @@ import numpy as np
 from hypothesis import strategies as st
 
 from lossaudit import scenarios as sc
-from lossaudit.harness import Training, train
 from lossaudit.components import base_roles
 from lossaudit.errors import LossError
+from lossaudit.harness import Training, train
 from lossaudit.properties._helpers import (
     ZERO_GRAD,
     cells_where,
@@ -138,6 +138,12 @@ def runs(ctx: Context) -> dict[str, Any]:
             "runs": runs,
         }
     return ctx.cache["training"]
+
+
+def recorded_runs(ctx: Context) -> dict[str, Training] | None:
+    """The training runs this audit already made (``None`` when no property needed them)."""
+    data = ctx.cache.get("training")
+    return None if data is None else dict(data["runs"])
 
 
 def fitted_weights(grads: dict[str, np.ndarray], total_given: bool) -> dict[str, float]:

@@ -43,30 +43,30 @@ def _pct(v: Any) -> str:
 
 def balance_table(report: Report) -> tuple[str, list[tuple[str, ...]], str] | None:
     """``(caption, rows, note)`` of the report's balance table, or None when not measured."""
-    balance = report.analysis.get("balance")
-    if not isinstance(balance, dict) or not balance.get("rows"):
+    balance = report.analysis.balance
+    if balance is None or not balance.rows:
         return None
     rows = []
-    for row in balance["rows"]:
-        no_gradient = row.get("weight") is None
-        missing = "nan gradient" if row.get("finite") is False else "no gradient"
+    for row in balance.rows:
+        no_gradient = row.weight is None
+        missing = "no gradient" if row.finite else "nan gradient"
         rows.append(
             (
-                str(row.get("component", "?")),
-                _num(row.get("value")),
-                missing if no_gradient else _num(row["weight"]),
-                "-" if no_gradient else _pct(row.get("share")),
-                "-" if no_gradient else _pct(row.get("share_if_doubled")),
+                row.component,
+                _num(row.value),
+                missing if no_gradient else _num(row.weight),
+                "-" if no_gradient else _pct(row.share),
+                "-" if no_gradient else _pct(row.share_if_doubled),
             )
         )
     weights = (
         "weights fitted to the total's gradient"
-        if balance.get("weights_fitted")
+        if balance.weights_fitted
         else ("the total is lossaudit's sum of the components")
     )
-    legend = BALANCE_LEGEND.format(on=balance.get("on", "the outputs"))
-    caption = f"Balance at {balance.get('at', '?')} ({weights}; {legend})"
-    return caption, rows, balance.get("note", "")
+    legend = BALANCE_LEGEND.format(on=balance.on)
+    caption = f"Balance at {balance.at} ({weights}; {legend})"
+    return caption, rows, balance.note
 
 
 LOGS_HEADER = ("component", "role", "status", "first -> last", "why")
@@ -74,7 +74,7 @@ LOGS_HEADER = ("component", "role", "status", "first -> last", "why")
 
 def logs_table(report: Report) -> tuple[str, list[tuple[str, ...]]] | None:
     """``(caption, rows)`` for TensorBoard logs diagnosed with the report, or None."""
-    logs = report.analysis.get("logs")
+    logs = report.analysis.logs
     if not isinstance(logs, dict) or not logs.get("components"):
         return None
     rows = []

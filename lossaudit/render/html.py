@@ -15,6 +15,7 @@ import math
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
+from lossaudit.findings import Curve, GradientView, TrainingRun
 from lossaudit.render._common import (
     BALANCE_HEADER,
     LOGS_HEADER,
@@ -188,37 +189,36 @@ def _failure(r: Result, anchor: str = "") -> str:
 # -- curves ---------------------------------------------------------------------------------------
 
 
-def _curves_html(curves: list[dict[str, Any]]) -> str:
-    paths: dict[str, list[dict[str, Any]]] = {}
+def _curves_html(curves: tuple[Curve, ...]) -> str:
+    paths: dict[str, list[Curve]] = {}
     for c in curves:
-        paths.setdefault(c["path"], []).append(c)
+        paths.setdefault(c.path, []).append(c)
     out = []
     for path, items in paths.items():
         fig = _figure(2.3 * len(items), 2.3)
         axes = fig.subplots(1, len(items), squeeze=False)[0]
         for ax, c in zip(axes, items, strict=True):
-            xs = [as_float(v) for v in c.get("x") or []]
-            ys = [as_float(v) for v in c.get("y") or []]
+            xs, ys = list(c.x), list(c.y)
             if xs and len(xs) == len(ys):
-                ax.plot(xs, ys, marker="o", markersize=3, color=_COLOURS.get(c["component"], "k"))
+                ax.plot(xs, ys, marker="o", markersize=3, color=_COLOURS.get(c.component, "k"))
                 ax.axvline(xs[-1], color="#1a7f37", linewidth=0.8, linestyle=":")
-            bad = c["expected"] and c["expected"] != c["observed"]
+            bad = c.expected and c.expected != c.observed
             ax.ticklabel_format(axis="y", useOffset=False)
-            if c["observed"] == "flat" and xs and len(xs) == len(ys):
+            if c.observed == "flat" and xs and len(xs) == len(ys):
                 mid = ys[0] if math.isfinite(ys[0]) else 0.0
                 pad = max(abs(mid) * 0.1, 1e-3)
                 ax.set_ylim(mid - pad, mid + pad)
             ax.set_title(
-                f"{c['component']}\nexpected {c['expected'] or 'any'}, {c['observed']}",
+                f"{c.component}\nexpected {c.expected or 'any'}, {c.observed}",
                 fontsize=8,
                 color="#a40e26" if bad else "#1b1b1b",
             )
             ax.tick_params(labelsize=7)
-        fig.supxlabel(f"{items[0]['x_label']} (truth at the dotted line)", fontsize=8, y=-0.08)
+        fig.supxlabel(f"{items[0].x_label} (truth at the dotted line)", fontsize=8, y=-0.08)
         rows = "".join(
-            f"<tr><td>{_e(c['component'])}</td><td>{_e(c['expected'] or 'any')}</td>"
-            f"<td{' class=mismatch' if c['expected'] and c['expected'] != c['observed'] else ''}>"
-            f"{_e(c['observed'])}</td></tr>"
+            f"<tr><td>{_e(c.component)}</td><td>{_e(c.expected or 'any')}</td>"
+            f"<td{' class=mismatch' if c.expected and c.expected != c.observed else ''}>"
+            f"{_e(c.observed)}</td></tr>"
             for c in items
         )
         out.append(
@@ -229,16 +229,16 @@ def _curves_html(curves: list[dict[str, Any]]) -> str:
     return "\n".join(out)
 
 
-def _gradients_html(view: dict[str, Any]) -> str:
-    cols = view["columns"]
-    norms = [as_float(v) for row in view["rows"] for v in row["norms"].values()]
+def _gradients_html(view: GradientView) -> str:
+    cols = view.columns
+    norms = [as_float(v) for row in view.rows for v in row.norms.values()]
     peak = max((v for v in norms if math.isfinite(v)), default=0.0) or 1.0
     head = "".join(f"<th>{_e(c)}</th>" for c in cols)
     body = []
-    for row in view["rows"]:
+    for row in view.rows:
         cells = []
         for c in cols:
-            v = as_float(row["norms"].get(c))
+            v = as_float(row.norms.get(c))
             if not math.isfinite(v):
                 cells.append("<td class='num bad'>nan</td>")
                 continue
@@ -247,9 +247,9 @@ def _gradients_html(view: dict[str, Any]) -> str:
             cells.append(
                 f"<td class='num' style='{shade}'>{v:.3g}</td>" if v else "<td class='num'>0</td>"
             )
-        body.append(f"<tr><th>{_e(row['component'])}</th>{''.join(cells)}</tr>")
+        body.append(f"<tr><th>{_e(row.component)}</th>{''.join(cells)}</tr>")
     return (
-        f"<p class='meta'>Gradient norm of each component at {_e(view['at'])}. A component should "
+        f"<p class='meta'>Gradient norm of each component at {_e(view.at)}. A component should "
         "reach the channels it governs (coordinates: x, y, w, h at object anchors; objects: obj "
         "at object anchors; no_objects: obj at empty anchors; classification: classes at object "
         "anchors) and nothing else.</p>"
@@ -274,15 +274,15 @@ def _balance_html(report: Report) -> str:
     return f"<h2>Balance</h2><p class='meta'>{_e(caption)}</p><table><tr>{head}</tr>{body}</table>{extra}"
 
 
-def _training_html(training: dict[str, Any]) -> str:
-    runs = [(name, run) for name, run in training.items() if run.get("values")]
+def _training_html(training: dict[str, TrainingRun]) -> str:
+    runs = [(name, run) for name, run in training.items() if run.values]
     if not runs:
         return ""
     fig = _figure(4.2 * len(runs), 3.0)
     axes = fig.subplots(1, len(runs), squeeze=False)[0]
     for ax, (name, run) in zip(axes, runs, strict=True):
-        for role, values in run["values"].items():
-            ys = [as_float(v) for v in values]
+        for role, values in run.values.items():
+            ys = list(values)
             start = ys[0] if ys and ys[0] != 0.0 and math.isfinite(ys[0]) else 1.0
             ax.plot(
                 [y / start for y in ys],
@@ -308,7 +308,7 @@ def _logs_html(report: Report) -> str:
     if table is None:
         return ""
     caption, rows = table
-    logs = report.analysis["logs"]
+    logs = report.analysis.logs or {}
     by_run: dict[str, list[dict[str, Any]]] = {}
     for c in logs["components"]:
         if c.get("x"):
@@ -400,28 +400,25 @@ def _report_body(report: Report, level: int = 1, anchor: str = "") -> list[str]:
         parts += [_failure(r, anchor) for r in problems]
     analysis = report.analysis
     parts.append(_balance_html(report))
-    curves = analysis.get("curves")
-    if isinstance(curves, list) and curves:
+    curves = analysis.curves
+    if curves:
         parts.append(
             f"<{h2}>Response curves</{h2}><p class='meta'>Each component along four paths that "
             "end at the true predictions, on a fixed scene. Expected: what a correct loss does; "
             "a red title marks a component that does otherwise.</p>"
         )
         parts.append(_curves_html(curves))
-    gradients = analysis.get("gradients")
-    if isinstance(gradients, dict) and gradients.get("rows"):
+    gradients = analysis.gradients
+    if gradients is not None and gradients.rows:
         parts.append(f"<{h2}>Gradients per component</{h2}>")
         parts.append(_gradients_html(gradients))
-    training = analysis.get("training")
-    if isinstance(training, dict):
-        parts.append(_training_html(training))
+    if analysis.training is not None:
+        parts.append(_training_html(analysis.training))
     parts.append(_logs_html(report))
-    if isinstance(analysis.get("error"), str):
-        parts.append(f"<p class='bad'>analysis not measured: {_e(analysis['error'])}</p>")
-    for key in ("curves", "gradients", "balance"):
-        part = analysis.get(key)
-        if isinstance(part, dict) and "error" in part:
-            parts.append(f"<p class='bad'>{_e(key)} not measured: {_e(part['error'])}</p>")
+    if analysis.error:
+        parts.append(f"<p class='bad'>analysis not measured: {_e(analysis.error)}</p>")
+    for key, error in analysis.errors.items():
+        parts.append(f"<p class='bad'>{_e(key)} not measured: {_e(error)}</p>")
     if report.notes:
         parts.append(f"<{h2}>Notes</{h2}><ul>")
         parts += [f"<li>{_e(n)}</li>" for n in report.notes]
