@@ -113,7 +113,6 @@ def test_warning_properties_warn_on_a_zoo_loss(name, prop, audited):
 @pytest.mark.parametrize("twin, name, cause", TRAINING_TWINS, ids=[t[0] for t in TRAINING_TWINS])
 def test_training_diagnostic_on_twins(twin, name, cause, audited):
     from fixtures.catalog import get
-
     from lossaudit.properties.training import CauseKind
     from lossaudit.status import Status
 
@@ -173,7 +172,6 @@ def test_a_broken_term_does_not_fail_the_others(audited):
     """sqrt_distance's coordinates turn the shared training run NaN: the other terms are not
     blamed (not judged in that run), the coordinates term is."""
     from fixtures.catalog import get
-
     from lossaudit.properties.training import CauseKind
     from lossaudit.status import Status
 
