@@ -19,20 +19,20 @@ from typing import Any
 from lossaudit import properties as props
 from lossaudit.adapter import Adapter, describe_exception, import_tensorflow
 from lossaudit.components import order_key
+from lossaudit.counterexamples import MAX_CELLS, counterexample
 from lossaudit.errors import InvalidArgument, LossError, invalid
 from lossaudit.findings import Analysis
 from lossaudit.properties.registry import Context, NonFinite, Outcome, Property
-from lossaudit.report import Counterexample, Report, Result
+from lossaudit.report import Report, Result
 from lossaudit.scenarios import Case, noisy, perfect
 from lossaudit.settings import PROFILES, Settings, resolve
 from lossaudit.spec import Codec, GridSpec, Obj, Scene
+from lossaudit.status import Status
 from lossaudit.worker import Worker
 
 __all__ = ["audit", "reproduce_command"]
 
 Progress = Callable[[int, int, str], None]
-#: Offending cells kept per result (the count is kept in full).
-MAX_CELLS = 20
 
 
 class _Falsified(Exception):
@@ -100,85 +100,6 @@ def reproduce_command(
     return shlex.join(argv)
 
 
-def _scene_code(scene: Scene) -> str:
-    inner = ", ".join(repr(o) for o in scene.objects)
-    return f"spec  = {scene.spec!r}\nscene = [{inner}]"
-
-
-def _drawn_case(cases: list[Case], scene: Scene, said: str) -> Case | None:
-    """The case to draw for a failure: the one the verdict names (its label appears in what
-    the property observed), else the last evaluated that is not the perfect prediction (the
-    perturbed case of a before/after pair, the case a finiteness check stopped on)."""
-    mine = [c for c in cases if c.scene == scene]
-    named = [c for c in mine if c.label != "perfect" and c.label in said]
-    if named:
-        return max(named, key=lambda c: len(c.label))
-    for case in reversed(mine):
-        if case.label != "perfect":
-            return case
-    return mine[0] if mine else None
-
-
-def _predicted(case: Case, codec: Codec, cells: Iterable[Iterable[int]]) -> list[dict[str, Any]]:
-    """Decoded predicted boxes of ``case`` at its object anchors and at the offending cells."""
-    decoded = codec.decode(case.y_pred, case.spec)
-    objects = {o.slot for o in case.scene.objects}
-    slots = list(objects) + [tuple(c) for c in cells if tuple(c) not in objects]
-    out = []
-    for slot in sorted(slots)[: MAX_CELLS + len(objects)]:
-        b, i, j, a = (int(v) for v in slot)
-        xy, wh = decoded["xy"][b, i, j, a], decoded["wh"][b, i, j, a]
-        out.append(
-            {
-                "b": b,
-                "i": i,
-                "j": j,
-                "a": a,
-                "x": float(xy[0]),
-                "y": float(xy[1]),
-                "w": float(wh[0]),
-                "h": float(wh[1]),
-                "obj": float(decoded["obj"][b, i, j, a]),
-                "kind": "object" if slot in objects else "offending",
-            }
-        )
-    return out
-
-
-def _counterexample(
-    drawn: Any,
-    outcome: Outcome | None,
-    cases: list[Case] | None = None,
-    codec: Codec | None = None,
-) -> Counterexample | None:
-    if not isinstance(drawn, dict):
-        return None
-    main = drawn.get("scene")
-    if not isinstance(main, Scene):
-        return None
-    params: dict[str, Any] = {}
-    for key, value in drawn.items():
-        if key == "scene":
-            continue
-        params[key] = [repr(o) for o in value.objects] if isinstance(value, Scene) else value
-    said = f"{outcome.observed} {outcome.expected}" if outcome else ""
-    case = _drawn_case(cases or [], main, said) if codec is not None else None
-    predicted = (
-        _predicted(case, codec, outcome.cells if outcome else ())
-        if case is not None and codec is not None
-        else []
-    )
-    return Counterexample(
-        spec=asdict(main.spec),
-        scene=[asdict(o) for o in main.objects],
-        code=_scene_code(main),
-        case=case.label if case is not None else "",
-        params=params,
-        observed=dict(outcome.values) if outcome else {},
-        predicted=predicted,
-    )
-
-
 def _message(outcome: Outcome) -> str:
     head = outcome.observed or outcome.info or outcome.status
     if outcome.cells:
@@ -186,10 +107,21 @@ def _message(outcome: Outcome) -> str:
     return head
 
 
-def _run_property(
-    prop: Property, ctx: Context, settings: Settings, seed: int | None
-) -> tuple[str, Outcome | None, Any, str]:
-    """Run one property under Hypothesis. Returns ``(status, outcome, drawn, error_message)``."""
+@dataclasses.dataclass(frozen=True)
+class _Verdict:
+    """What Hypothesis found for one property: the status, the outcome behind it (a failure's
+    or warning's, or a pass's first), the values drawn and cases evaluated for a failure or an
+    error, and the loss's error message."""
+
+    status: Status
+    outcome: Outcome | None = None
+    drawn: Any = None
+    cases: tuple[Case, ...] = ()
+    error: str = ""
+
+
+def _run_property(prop: Property, ctx: Context, settings: Settings, seed: int | None) -> _Verdict:
+    """Run one property under Hypothesis."""
     import hypothesis
     from hypothesis.errors import Flaky
 
@@ -203,7 +135,7 @@ def _run_property(
             outcome = prop.check(ctx, prop.component, drawn)
         except (LossError, NonFinite) as exc:
             raise _Errored(str(exc), drawn) from None
-        if outcome.status == "pass":
+        if outcome.status is Status.PASS:
             seen.setdefault("pass", outcome)
             return
         raise _Falsified(outcome, drawn, list(ctx.seen))
@@ -215,25 +147,23 @@ def _run_property(
     try:
         test()
     except _Falsified as f:
-        return f.outcome.status, f.outcome, (f.drawn, f.cases), ""
+        return _Verdict(f.outcome.status, f.outcome, f.drawn, tuple(f.cases))
     except _Errored as e:
-        return "error", None, e.drawn, e.message
+        return _Verdict(Status.ERROR, drawn=e.drawn, error=e.message)
     except Flaky as exc:
-        return (
-            "error",
-            None,
-            None,
-            (
+        return _Verdict(
+            Status.ERROR,
+            error=(
                 "the loss gave different verdicts on the same example when Hypothesis replayed it: "
                 f"it is not deterministic ({describe_exception(exc, limit=200)})"
             ),
         )
-    return "pass", seen.get("pass"), None, ""
+    return _Verdict(Status.PASS, seen.get("pass"))
 
 
 def _plain(
     prop: Property,
-    status: str,
+    status: Status,
     message: str,
     reproduce: str = "",
     examples: int = 0,
@@ -254,30 +184,24 @@ def _plain(
 
 def _result(
     prop: Property,
-    status: str,
-    outcome: Outcome | None,
-    drawn: Any,
-    error: str,
+    verdict: _Verdict,
     reproduce: str,
     examples: int,
     seconds: float,
     codec: Codec | None = None,
 ) -> Result:
-    cases: list[Case] = []
-    if isinstance(drawn, tuple):
-        drawn, cases = drawn
-    if status == "error":
-        message = error
-        errored = _plain(prop, "error", message, reproduce, examples, seconds)
-        return dataclasses.replace(errored, counterexample=_counterexample(drawn, None))
-    if status == "pass":
-        passed = _plain(prop, "pass", prop.summary, "", examples, seconds)
+    outcome = verdict.outcome
+    if verdict.status is Status.ERROR:
+        errored = _plain(prop, Status.ERROR, verdict.error, reproduce, examples, seconds)
+        return dataclasses.replace(errored, counterexample=counterexample(verdict.drawn, None))
+    if verdict.status is Status.PASS:
+        passed = _plain(prop, Status.PASS, prop.summary, "", examples, seconds)
         return dataclasses.replace(passed, info=outcome.info if outcome else "")
     assert outcome is not None
     return Result(
         property=prop.name,
         component=prop.component,
-        status=status,
+        status=verdict.status,
         message=_message(outcome),
         expected=outcome.expected,
         observed=outcome.observed,
@@ -285,7 +209,7 @@ def _result(
         cells_count=len(outcome.cells),
         cells_of=outcome.of,
         cells_what=outcome.of_what,
-        counterexample=_counterexample(drawn, outcome, cases, codec),
+        counterexample=counterexample(verdict.drawn, outcome, list(verdict.cases), codec),
         reproduce=reproduce,
         info=outcome.info,
         bugs=list(prop.bugs),
@@ -433,7 +357,7 @@ def audit(
         result = Result(
             property="total.runs",
             component="total",
-            status="error",
+            status=Status.ERROR,
             message=f"the loss cannot be evaluated: {probe_error}",
             reproduce=reproduce_command(target, spec, codec, settings, components=components),
         )
@@ -464,13 +388,15 @@ def audit(
             progress(index, len(selected), prop.name)
         reason = prop.skip_reason(ctx)
         if reason is not None:
-            results.append(_plain(prop, "skip", reason))
+            results.append(_plain(prop, Status.SKIP, reason))
             continue
         reproduce = reproduce_command(
             target, spec, codec, settings, only=prop.name, components=components
         )
         if hung_in is not None:
-            results.append(_plain(prop, "error", f"not run: the loss hung in {hung_in}", reproduce))
+            results.append(
+                _plain(prop, Status.ERROR, f"not run: the loss hung in {hung_in}", reproduce)
+            )
             continue
         results.append(_run_with_limit(prop, ctx, settings, reproduce, worker))
         if results[-1].hung:
@@ -547,7 +473,7 @@ def _run_with_limit(
         )
         return _plain(
             prop,
-            "error",
+            Status.ERROR,
             message,
             reproduce,
             ctx.examples - examples_before,
@@ -561,10 +487,9 @@ def _run_with_limit(
             "(raise the limit with --time-limit or Settings(time_limit=...))"
         )
         return dataclasses.replace(
-            _plain(prop, "error", message, reproduce, examples, seconds), hung=True
+            _plain(prop, Status.ERROR, message, reproduce, examples, seconds), hung=True
         )
-    status, outcome, drawn, error = out
     try:
-        return _result(prop, status, outcome, drawn, error, reproduce, examples, seconds, ctx.codec)
+        return _result(prop, out, reproduce, examples, seconds, ctx.codec)
     except Exception:  # drawing the predicted boxes failed: keep the verdict without them
-        return _result(prop, status, outcome, drawn, error, reproduce, examples, seconds)
+        return _result(prop, out, reproduce, examples, seconds)

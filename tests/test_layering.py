@@ -16,7 +16,7 @@ STAGES = [
     {"strategies", "scenarios"},
     {"adapter", "harness"},
     {"properties"},
-    {"audit", "report", "analysis", "worker", "findings"},
+    {"audit", "report", "analysis", "worker", "findings", "counterexamples"},
     {"render"},
     {
         "targets",
