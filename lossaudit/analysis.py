@@ -35,9 +35,10 @@ from lossaudit.findings import (
     GradientView,
     TrainingRun,
 )
+from lossaudit.properties._balance import fitted_weights
 from lossaudit.properties._helpers import one_class_softmax, tol
 from lossaudit.properties.registry import Context
-from lossaudit.properties.training import fitted_weights, recorded_runs, runs
+from lossaudit.properties.training import recorded_runs, runs
 from lossaudit.spec import CLS0, OBJ_CH
 
 __all__ = ["analyse", "balance", "gradient_view", "response_curves"]

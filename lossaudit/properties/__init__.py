@@ -10,15 +10,8 @@ and which bug class (``BUG-CLASSES.md``) it exposes::
 Write your own with :func:`prop`; it lands in the same registry and runs in every audit.
 """
 
-from lossaudit.properties import (  # noqa: F401  (importing registers the built-in catalogue)
-    classification,
-    confidence,
-    coordinates,
-    generic,
-    masking,
-    total,
-    training,
-)
+import importlib
+
 from lossaudit.properties.registry import (
     COMPONENTS,
     Context,
@@ -31,6 +24,21 @@ from lossaudit.properties.registry import (
     select,
     unregister,
 )
+
+#: The built-in catalogue, in registration order: within a component, results are reported in
+#: this order (``trains``, ``not_drowned``, then ``not_saturated``). Importing registers them.
+CATALOGUE = (
+    "classification",
+    "confidence",
+    "coordinates",
+    "generic",
+    "masking",
+    "total",
+    "training",
+    "saturation",
+)
+for _module in CATALOGUE:
+    importlib.import_module(f"lossaudit.properties.{_module}")
 
 __all__ = [
     "COMPONENTS",

@@ -38,9 +38,9 @@ import numpy as np
 from hypothesis import strategies as st
 
 from lossaudit import scenarios as sc
-from lossaudit.components import base_roles
 from lossaudit.errors import LossError
 from lossaudit.harness import Training, train
+from lossaudit.properties._balance import contributions, share
 from lossaudit.properties._helpers import (
     ZERO_GRAD,
     cells_where,
@@ -50,7 +50,7 @@ from lossaudit.properties._helpers import (
     tol,
 )
 from lossaudit.properties.registry import Context, Outcome, prop
-from lossaudit.spec import CLS0, OBJ_CH
+from lossaudit.spec import CLS0
 from lossaudit.status import Status
 
 #: A component trains when it closes at least this fraction of its gap to the truth's value.
@@ -144,33 +144,6 @@ def recorded_runs(ctx: Context) -> dict[str, Training] | None:
     """The training runs this audit already made (``None`` when no property needed them)."""
     data = ctx.cache.get("training")
     return None if data is None else dict(data["runs"])
-
-
-def fitted_weights(grads: dict[str, np.ndarray], total_given: bool) -> dict[str, float]:
-    """Each base component's weight in the total: ``w`` fitted so that ``sum_i w_i g_i`` best
-    matches the total's own gradient (a loss is free to weight its terms; a total lossaudit
-    summed itself has weight 1 each). Gradients are flattened, over outputs or weights."""
-    roles = [r for r in base_roles(grads) if r in grads]
-    if not roles or "total" not in grads:
-        return {}
-    matrix = np.stack([grads[r] for r in roles], axis=1)
-    if not total_given or not (np.all(np.isfinite(matrix)) and np.all(np.isfinite(grads["total"]))):
-        return dict.fromkeys(roles, 1.0)
-    weights, *_ = np.linalg.lstsq(matrix, grads["total"], rcond=None)
-    return {r: float(w) for r, w in zip(roles, weights, strict=True)}
-
-
-def contributions(grads: dict[str, np.ndarray], total_given: bool) -> dict[str, np.ndarray]:
-    """Each base component's part of the total's gradient, ``w_i * g_i`` (see
-    :func:`fitted_weights`)."""
-    return {r: w * grads[r] for r, w in fitted_weights(grads, total_given).items()}
-
-
-def share(parts: dict[str, np.ndarray], where: np.ndarray | None = None) -> dict[str, float]:
-    """Each part's share of the summed gradient norms, restricted to ``where`` when given."""
-    norms = {r: float(np.linalg.norm(g if where is None else g[where])) for r, g in parts.items()}
-    whole = sum(norms.values())
-    return {r: (n / whole if whole > 0 else 0.0) for r, n in norms.items()}
 
 
 def _share_of(ctx: Context, role: str, run: Training, scene: Any) -> tuple[float, str] | None:
@@ -505,99 +478,3 @@ def not_drowned(ctx: Context, role: str, _: Any) -> Outcome:
             values={"share": mine, "rival": rival},
         )
     return Outcome.ok(info=f"{mine:.1%} of the total's gradient on shared weights")
-
-
-#: Logit of a confidently wrong prediction, and the warning threshold on the gradient ratio.
-WRONG_LOGIT = 6.0
-SATURATED_RATIO = 0.1
-
-
-def _saturation_cases(ctx: Context, role: str, scene: Any) -> list[tuple[str, Any, Any, Any]]:
-    """``(what, confidently wrong case, undecided case, channel mask)`` per group ``role`` has."""
-    base = sc.perfect(scene, ctx.codec)
-    obj = scene.object_mask()
-    ch = np.arange(ctx.spec.channels)
-    groups = []
-    if role in ("objects", "confidence"):
-        groups.append(
-            (
-                "object anchors' obj logit",
-                sc.set_confidence(base, ctx.codec, logit=-WRONG_LOGIT),
-                sc.set_confidence(base, ctx.codec, logit=0.0),
-                obj[..., None] & (ch == OBJ_CH),
-            )
-        )
-    if role in ("no_objects", "confidence"):
-        groups.append(
-            (
-                "empty anchors' obj logit",
-                sc.set_confidence(base, ctx.codec, logit=WRONG_LOGIT, where="empty"),
-                sc.set_confidence(base, ctx.codec, logit=0.0, where="empty"),
-                ~obj[..., None] & (ch == OBJ_CH),
-            )
-        )
-    if role == "classification":
-        groups.append(
-            (
-                "true-class logit",
-                sc.set_class_logit(base, ctx.codec, logit=-WRONG_LOGIT),
-                sc.set_class_logit(base, ctx.codec, logit=0.0),
-                obj[..., None] & (ch >= CLS0),
-            )
-        )
-    return groups
-
-
-def _saturation_applies(ctx: Context, role: str) -> str | None:
-    if role == "classification":
-        if one_class_softmax(ctx):
-            return "one class under softmax: see classification.single_class"
-        if not ctx.codec.saturating_cls:
-            return "identity class codec: the loss receives probabilities, not logits"
-    elif not ctx.codec.saturating_obj:
-        return "identity obj codec: the loss receives probabilities, not logits"
-    return None
-
-
-@prop(
-    "not_saturated",
-    components=("objects", "no_objects", "confidence", "classification"),
-    draws=lambda ctx, c: st.just({"scene": sc.training_scene(ctx.spec)}),
-    bugs=(10,),
-    applies=_saturation_applies,
-)
-def not_saturated(ctx: Context, role: str, d: dict[str, Any]) -> Outcome:
-    """Where a prediction is confidently wrong (logit 6 the wrong way), the component's gradient
-    is at least a tenth of what it is at an undecided logit of 0.
-
-    A warning, not a failure: a squared error on a sigmoid or softmax output (YOLOv2, the seed)
-    has almost no gradient exactly where it is most wrong. Once another term (844 empty anchors)
-    drives every logit down, this term cannot pull its anchors back: it looks stuck in training.
-    Binary cross-entropy on the logit keeps the gradient.
-    """
-    found = []
-    for what, wrong, mid, mask in _saturation_cases(ctx, role, d["scene"]):
-        if not mask.any():
-            continue
-        g_wrong = float(np.linalg.norm(ctx.evaluate(wrong).grads[role][mask]))
-        g_mid = float(np.linalg.norm(ctx.evaluate(mid).grads[role][mask]))
-        if not (np.isfinite(g_wrong) and np.isfinite(g_mid)) or g_mid <= ZERO_GRAD:
-            continue
-        ratio = g_wrong / g_mid
-        found.append(f"{what}: {ratio:.3g}")
-        if ratio < SATURATED_RATIO:
-            return Outcome(
-                "warn",
-                expected=(
-                    f"the {role} term's gradient on the {what} at least {SATURATED_RATIO:g} x its gradient "
-                    "at logit 0 when the prediction is confidently wrong"
-                ),
-                observed=(
-                    f"gradient {fmt(g_wrong)} confidently wrong vs {fmt(g_mid)} undecided "
-                    f"(ratio {ratio:.3g}): saturated, like a squared error on a sigmoid. Once "
-                    "another term drives these logits the wrong way this term cannot pull them "
-                    "back; binary cross-entropy on the logit keeps the gradient"
-                ),
-                values={"ratio": ratio, "wrong": g_wrong, "undecided": g_mid},
-            )
-    return Outcome.ok(info="; ".join(f"gradient ratio {f}" for f in found))
