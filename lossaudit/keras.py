@@ -32,13 +32,13 @@ from typing import Any
 
 import numpy as np
 
-from lossaudit.adapter import (
-    _unwrap_loss,
+from lossaudit.calling import (
     capture_summaries,
     component_tensor,
     describe_exception,
     import_tensorflow,
     reported,
+    unwrap_loss,
 )
 from lossaudit.components import (
     BASE_ROLES,
@@ -412,7 +412,7 @@ def component_metrics(
         ['coordinates', 'objects', 'no_objects', 'classification', 'confidence']
         >>> model.compile("adam", loss=total_of(seed_loss), metrics=component_metrics(seed_loss))  # doctest: +SKIP
     """
-    fn = _unwrap_loss(loss)
+    fn = unwrap_loss(loss)
     mapping = check_mapping(components)
     if not isinstance(prefix, str):
         raise invalid(
@@ -462,7 +462,7 @@ def total_of(
         >>> from fixtures.losses.references import mse_loss  # doctest: +SKIP
         >>> model.compile("adam", loss=total_of(mse_loss), metrics=component_metrics(mse_loss))  # doctest: +SKIP
     """
-    fn = _unwrap_loss(loss)
+    fn = unwrap_loss(loss)
     mapping = check_mapping(components)
 
     def total(y_true: Any, y_pred: Any) -> Any:

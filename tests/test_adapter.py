@@ -200,7 +200,7 @@ def test_summary_capture_is_per_thread_and_never_leaks(tmp_path):
     every other thread: the user's own summaries still reach their writer."""
     import threading
 
-    from lossaudit.adapter import capture_summaries, import_tensorflow
+    from lossaudit.calling import capture_summaries, import_tensorflow
 
     tf = import_tensorflow()
     inside, release = threading.Event(), threading.Event()

@@ -150,7 +150,7 @@ def test_loss_returning_a_dict(tmp_path, name):
 
 def _direct(loss, model, x, y, batch_size):
     """Each component computed eagerly, batch by batch, then averaged weighted by batch size."""
-    from lossaudit.adapter import capture_summaries
+    from lossaudit.calling import capture_summaries
 
     sums: dict[str, float] = {}
     for start in range(0, len(x), batch_size):

@@ -1,0 +1,241 @@
+"""Calling a user's loss: TensorFlow imported quietly, the loss's errors described with the
+line of user code they came from, the scalars it logs with ``tf.summary`` captured, and what it
+returned read as named values.
+
+Shared by the adapter (audits), the training harness and ``lossaudit.keras`` (metrics), so all
+three read a loss the same way. TensorFlow is imported lazily, inside functions.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import re
+import sys
+import threading
+import traceback
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+from lossaudit.components import RETURNED
+from lossaudit.errors import InvalidArgument, LossError, invalid
+
+__all__ = [
+    "capture_summaries",
+    "component_tensor",
+    "describe_exception",
+    "import_tensorflow",
+    "reported",
+    "unwrap_loss",
+]
+
+
+@contextlib.contextmanager
+def _silenced_fd2() -> Iterator[None]:
+    """Silence the C++ side's stderr: TensorFlow's start-up logging ignores every setting."""
+    try:
+        saved = os.dup(2)
+    except OSError:
+        yield
+        return
+    try:
+        with open(os.devnull, "w") as devnull:
+            sys.stderr.flush()
+            os.dup2(devnull.fileno(), 2)
+            try:
+                yield
+            finally:
+                os.dup2(saved, 2)
+    finally:
+        os.close(saved)
+
+
+def _tf() -> Any:
+    """TensorFlow, imported (and its devices initialised) once, quietly."""
+    tf = sys.modules.get("tensorflow")
+    if tf is None or not getattr(_tf, "ready", False):
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        with _silenced_fd2():
+            import tensorflow as tf
+
+            tf.constant(0.0) + 1.0  # device discovery logs here, so do it while silenced
+        _tf.ready = True  # type: ignore[attr-defined]
+    return tf
+
+
+def import_tensorflow() -> Any:
+    """Import TensorFlow without its start-up noise on the terminal; returns the module."""
+    return _tf()
+
+
+_SKIP_FRAMES = (
+    f"{os.sep}tensorflow{os.sep}",
+    f"{os.sep}keras{os.sep}",
+    f"{os.sep}hypothesis{os.sep}",
+    os.path.dirname(os.path.abspath(__file__)) + os.sep,  # lossaudit itself
+    "__autograph_generated",
+    "<frozen ",
+)
+
+
+def _where_in_user_code(exc: BaseException) -> str:
+    """``file:line`` of the innermost frame outside TensorFlow, Keras and lossaudit."""
+    for frame in reversed(traceback.extract_tb(exc.__traceback__)):
+        if not any(s in frame.filename for s in _SKIP_FRAMES):
+            return f" (at {frame.filename}:{frame.lineno})"
+    return ""
+
+
+_TF_FRAME = re.compile(r'File "([^"]+)", line (\d+), in (\S+)')
+
+
+def describe_exception(exc: BaseException, limit: int = 400) -> str:
+    """The exception's type and message, bounded, plus where in the user's code it arose.
+
+    TensorFlow's graph errors ("in user code: File ...") are reduced to their last line, the
+    real error, and the innermost user frame they list.
+    """
+    text = str(exc).strip()
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    where = _where_in_user_code(exc)
+    frames = [m for m in (_TF_FRAME.search(ln) for ln in lines) if m]
+    user = [
+        m
+        for m in frames
+        if not any(s in m.group(1) for s in _SKIP_FRAMES) and "<frozen" not in m.group(1)
+    ]
+    if user:
+        where = f" (at {user[-1].group(1)}:{user[-1].group(2)})"
+    if lines and lines[0].startswith("in user code:"):
+        text = lines[-1]
+    elif lines and lines[0].startswith("{{function_node"):
+        # An op error from inside a graph: drop TensorFlow's node prefix, keep the message.
+        text = re.sub(r"^\{\{function_node [^}]*\}\}\s*", "", " ".join(lines[:2]))
+    elif frames:
+        # A graph execution error: the frames it lists, then the op's own message.
+        rest = []
+        for ln in lines:
+            if _TF_FRAME.search(ln):
+                continue
+            if ln.startswith(("Graph execution error", "Detected at node", "[[{{node", "[[")):
+                continue
+            rest.append(ln)
+        text = " ".join(rest[:2])
+    else:
+        text = " ".join(lines[:3])
+    if len(text) > limit:
+        text = text[: limit - 3] + "..."
+    name = type(exc).__name__
+    if text.startswith(name + ":"):
+        return f"{text}{where}"
+    return f"{name}: {text}{where}"
+
+
+#: The capture store of the current thread, if any (see :func:`capture_summaries`).
+_CAPTURE = threading.local()
+
+
+def _install_summary_hook(tf: Any) -> None:
+    """Route ``tf.summary.scalar`` through a dispatcher, once per process.
+
+    The dispatcher records into the calling thread's capture store when one is active and calls
+    TensorFlow's own function otherwise. Capturing is thus per thread: an audit running in its
+    worker thread never changes what the user's other threads write, and a worker abandoned
+    inside a hung loss cannot leave ``tf.summary.scalar`` patched for the rest of the process.
+    """
+    modules = [tf.summary]
+    compat = getattr(getattr(tf.compat, "v2", None), "summary", None)
+    if compat is not None and compat is not tf.summary:
+        modules.append(compat)
+    for module in modules:
+        current = module.scalar
+        if getattr(current, "_lossaudit_dispatch", False):
+            continue
+
+        def make(original: Any) -> Any:
+            @functools.wraps(original)
+            @tf.autograph.experimental.do_not_convert
+            def scalar(name: Any, data: Any = None, step: Any = None, *args: Any, **kw: Any) -> Any:
+                store = getattr(_CAPTURE, "store", None)
+                if store is None:
+                    return original(name, data, step, *args, **kw)
+                store[str(name)] = data
+                return tf.constant(True)
+
+            scalar._lossaudit_dispatch = True  # type: ignore[attr-defined]
+            return scalar
+
+        module.scalar = make(current)
+
+
+@contextlib.contextmanager
+def capture_summaries(store: dict[str, Any]) -> Iterator[None]:
+    """Record every ``tf.summary.scalar(name, data)`` the loss makes in this thread into
+    ``store``. The call writes nothing while captured, so no summary writer or step is needed.
+    """
+    _install_summary_hook(_tf())
+    outer = getattr(_CAPTURE, "store", None)
+    _CAPTURE.store = store
+    try:
+        yield
+    finally:
+        _CAPTURE.store = outer
+
+
+def unwrap_loss(loss: Any) -> Callable[[Any, Any], Any]:
+    """A Keras ``Loss`` is called through ``call`` so per-sample and dict outputs survive."""
+    for klass in type(loss).__mro__:
+        if klass.__name__ == "Loss" and klass.__module__.startswith(("keras", "tf_keras")):
+            return loss.call
+    if not callable(loss):
+        raise invalid(
+            "the loss is not callable",
+            "a function loss(y_true, y_pred), a Keras Loss instance or a Loss class",
+            f"{type(loss).__name__}",
+            "Pass the loss function itself, e.g. lossaudit.audit(my_loss, spec).",
+            cls=InvalidArgument,
+        )
+    return loss
+
+
+def component_tensor(name: str, value: Any) -> Any:
+    """A reported component as a float32 tensor, or a :class:`LossError` saying why not."""
+    tf = _tf()
+    try:
+        t = tf.convert_to_tensor(value)
+    except (TypeError, ValueError) as exc:
+        raise LossError(
+            f"component {name!r} is a {type(value).__name__}, not a number or tensor: "
+            "expected a scalar or a per-sample vector (batch,)"
+        ) from exc
+    if not t.dtype.is_floating and not t.dtype.is_integer:
+        raise LossError(f"component {name!r} has dtype {t.dtype.name}: expected a float tensor")
+    return tf.cast(t, tf.float32)
+
+
+def reported(out: Any, captured: Mapping[str, Any]) -> dict[str, Any]:
+    """``{name: value}`` of everything a loss reported: a returned mapping's entries, then the
+    scalars it logged (a returned entry wins over a logged one of the same name), and a returned
+    non-mapping value under :data:`RETURNED`. Raises :class:`LossError` for a return value that
+    can be none of these."""
+    named: dict[str, Any] = {}
+    if isinstance(out, Mapping):
+        if not out:
+            raise LossError("the loss returned an empty mapping: expected component values")
+        named.update({str(k): v for k, v in out.items()})
+    elif out is None:
+        raise LossError(
+            "the loss returned None: expected a scalar, a per-sample vector (batch,), or a "
+            "mapping of component name to value (a missing return statement?)"
+        )
+    elif isinstance(out, list | tuple):
+        raise LossError(
+            f"the loss returned a {type(out).__name__} of {len(out)} values: expected a "
+            "scalar, a per-sample vector (batch,), or a mapping of component name to value"
+        )
+    for name, value in captured.items():
+        named.setdefault(name, value)
+    if not isinstance(out, Mapping):
+        named[RETURNED] = out
+    return named
