@@ -10,12 +10,14 @@ same components an audit does. TensorFlow and Keras are imported inside the func
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from lossaudit.adapter import Adapter, describe_exception, import_tensorflow
+from lossaudit.adapter import Adapter
+from lossaudit.calling import describe_exception, import_tensorflow
 from lossaudit.errors import InvalidArgument, LossError, invalid
 
 __all__ = ["Training", "train"]
@@ -64,6 +66,21 @@ def _head(spec_shape: tuple[int, ...], channels_in: int, seed: int) -> Any:
     )
 
 
+def _predictor(
+    shape: tuple[int, ...], start: np.ndarray | None, images: np.ndarray | None, seed: int
+) -> tuple[str, list[Any], Callable[[], Any]]:
+    """``(model name, trained parameters, predict())``: the predictions themselves as variables
+    (``start``), or a convolutional head over ``images``."""
+    tf = import_tensorflow()
+    if images is None:
+        assert start is not None
+        var = tf.Variable(start.astype(np.float32))
+        return "free", [var], lambda: tf.identity(var)
+    net = _head(shape, images.shape[-1], seed)
+    images_t = tf.constant(images, tf.float32)
+    return "conv head", list(net.trainable_variables), lambda: net(images_t, training=True)
+
+
 def _train(
     adapter: Adapter,
     y_true: np.ndarray,
@@ -80,23 +97,7 @@ def _train(
     forward = adapter.forward()
     eager = adapter.graph_error is not None
     y_true_t = tf.constant(y_true, tf.float32)
-    if images is None:
-        assert start is not None
-        model = "free"
-        var = tf.Variable(start.astype(np.float32))
-        params = [var]
-
-        def predict() -> Any:
-            return tf.identity(var)
-    else:
-        model = "conv head"
-        net = _head(y_true.shape, images.shape[-1], seed)
-        images_t = tf.constant(images, tf.float32)
-        params = list(net.trainable_variables)
-
-        def predict() -> Any:
-            return net(images_t, training=True)
-
+    model, params, predict = _predictor(y_true.shape, start, images, seed)
     optimizer = keras.optimizers.Adam(learning_rate)
 
     def grads_of_components() -> Any:

@@ -158,7 +158,15 @@ def _probe_batch(shape: tuple[int, ...] | None) -> tuple[np.ndarray, np.ndarray]
     return truth, np.zeros_like(truth)
 
 
-def _check_shape(shape: Any) -> tuple[int, ...] | None:
+def _check_shape(shape: Any, sample: Any = None) -> tuple[int, ...] | None:
+    if shape is not None and sample is not None:
+        raise invalid(
+            "both shape and sample are given",
+            "at most one of them",
+            f"shape={shape!r} and a sample",
+            "Pass sample=(y_true, y_pred) alone; it says the shape.",
+            cls=InvalidArgument,
+        )
     if shape is None:
         return None
     try:
@@ -422,15 +430,7 @@ def component_metrics(
             'Pass prefix="" for bare component names.',
             cls=InvalidArgument,
         )
-    if shape is not None and sample is not None:
-        raise invalid(
-            "both shape and sample are given",
-            "at most one of them",
-            f"shape={shape!r} and a sample",
-            "Pass sample=(y_true, y_pred) alone; it says the shape.",
-            cls=InvalidArgument,
-        )
-    shape = _check_shape(shape)
+    shape = _check_shape(shape, sample)
     _check_keras_backend()
     values, reported = _probe(fn, mapping, shape, sample)
     keys = _select(values, reported, mapping, only)
