@@ -247,6 +247,138 @@ def _target_name(loss: Any) -> str:
     return f"{module}:{name}"
 
 
+def _checked(
+    spec: GridSpec | None, codec: Codec | None, settings: Settings | None
+) -> tuple[GridSpec, Codec, Settings]:
+    """The arguments checked, defaulted, and the settings given a seed when they need one."""
+    spec = GridSpec() if spec is None else spec
+    codec = Codec() if codec is None else codec
+    for name, value, kind, example in (
+        ("spec", spec, GridSpec, "GridSpec(batch=2, H=13, W=13, anchors=3, classes=4)"),
+        ("codec", codec, Codec, 'Codec(xy="sigmoid", wh="exp", obj="sigmoid", cls="softmax")'),
+        ("settings", settings, (Settings, type(None)), 'lossaudit.settings.resolve("ci")'),
+    ):
+        if not isinstance(value, kind):
+            raise invalid(
+                f"audit() got a {type(value).__name__} for {name}",
+                f"a {kind.__name__ if isinstance(kind, type) else 'Settings'}",
+                f"{name}={value!r}",
+                f"Pass e.g. {name}={example}.",
+                cls=InvalidArgument,
+            )
+    codec.check_against(spec)
+    settings = settings or resolve()
+    if not settings.derandomize and settings.seed is None:
+        settings = settings.replace(seed=random.randrange(2**31))
+    return spec, codec, settings
+
+
+def _header(target: str, spec: GridSpec, codec: Codec, settings: Settings) -> dict[str, Any]:
+    """The report's fields that say what was audited and how."""
+    return dict(
+        target=target,
+        spec=asdict(spec),
+        codec={
+            "xy": codec.xy,
+            "wh": codec.wh,
+            "obj": codec.obj,
+            "cls": codec.cls,
+            "anchor_sizes": [list(p) for p in codec.anchor_sizes],
+        },
+        settings={
+            "profile": settings.profile,
+            "max_examples": settings.max_examples,
+            "derandomize": settings.derandomize,
+            "seed": settings.seed,
+            "time_limit": settings.time_limit,
+            "reduction": settings.reduction,
+            "shrink": settings.shrink,
+        },
+    )
+
+
+def _run_all(
+    selected: tuple[Property, ...],
+    ctx: Context,
+    target: str,
+    components: Mapping[str, str],
+    worker: Worker,
+    progress: Progress | None,
+) -> tuple[list[Result], str | None]:
+    """Every selected property in component order; ``(results, property the loss hung in)``.
+    After a hang the rest are not run (the worker thread is still busy with it)."""
+    spec, codec, settings = ctx.spec, ctx.codec, ctx.settings
+    ordered = sorted(selected, key=lambda p: order_key(p.component))
+    results: list[Result] = []
+    hung_in: str | None = None
+    for index, prop in enumerate(ordered):
+        if progress is not None:
+            progress(index, len(ordered), prop.name)
+        reason = prop.skip_reason(ctx)
+        if reason is not None:
+            results.append(_plain(prop, Status.SKIP, reason))
+            continue
+        reproduce = reproduce_command(
+            target, spec, codec, settings, only=prop.name, components=components
+        )
+        if hung_in is not None:
+            results.append(
+                _plain(prop, Status.ERROR, f"not run: the loss hung in {hung_in}", reproduce)
+            )
+            continue
+        results.append(_run_with_limit(prop, ctx, settings, reproduce, worker))
+        if results[-1].hung:
+            hung_in = prop.name
+    return results, hung_in
+
+
+def _stats(
+    examples: int, calls: int, started: float, tf_seconds: float, probe_seconds: float
+) -> dict[str, Any]:
+    elapsed = time.perf_counter() - started
+    return {
+        "examples": examples,
+        "loss_evaluations": calls,
+        "seconds": round(elapsed, 3),
+        "seconds_tensorflow_import": round(tf_seconds, 3),
+        "seconds_first_trace": round(probe_seconds, 3),
+        "seconds_properties": round(elapsed - tf_seconds - probe_seconds, 3),
+    }
+
+
+def _import_tensorflow_timed() -> float:
+    """Seconds it took to import TensorFlow now (0 when it already was)."""
+    if "tensorflow" in sys.modules:
+        return 0.0
+    started = time.perf_counter()
+    import_tensorflow()
+    return time.perf_counter() - started
+
+
+def _hung_first_call(settings: Settings) -> str:
+    return (
+        f"the first call did not finish within {settings.time_limit:g}s: the loss hangs or is "
+        "very slow"
+    )
+
+
+def _notes(adapter: Adapter, probe: Any) -> tuple[str, ...]:
+    """What the report should say about how the loss was run and read."""
+    notes = []
+    if adapter.graph_error:
+        notes.append(
+            f"the loss could not be traced with tf.function and ran eagerly: {adapter.graph_error}"
+        )
+    if adapter.unmapped:
+        notes.append(
+            "reported values not audited (no role matched; map them with --component NAME=ROLE): "
+            + ", ".join(sorted(adapter.unmapped))
+        )
+    if not probe.total_given:
+        notes.append("the loss gives no total: lossaudit sums the reported components")
+    return tuple(notes)
+
+
 def audit(
     loss: Any,
     spec: GridSpec | None = None,
@@ -284,159 +416,45 @@ def audit(
         {'coordinates': 'pass', 'objects': 'pass', 'no_objects': 'pass', 'classification': 'fail', ...}
     """
     started = time.perf_counter()
-    spec = GridSpec() if spec is None else spec
-    codec = Codec() if codec is None else codec
-    for name, value, kind, example in (
-        ("spec", spec, GridSpec, "GridSpec(batch=2, H=13, W=13, anchors=3, classes=4)"),
-        ("codec", codec, Codec, 'Codec(xy="sigmoid", wh="exp", obj="sigmoid", cls="softmax")'),
-        ("settings", settings, (Settings, type(None)), 'lossaudit.settings.resolve("ci")'),
-    ):
-        if not isinstance(value, kind):
-            raise invalid(
-                f"audit() got a {type(value).__name__} for {name}",
-                f"a {kind.__name__ if isinstance(kind, type) else 'Settings'}",
-                f"{name}={value!r}",
-                f"Pass e.g. {name}={example}.",
-                cls=InvalidArgument,
-            )
-    if isinstance(only, str):
-        only = [only]
-    if analyse_loss is None:
-        analyse_loss = not only
-    codec.check_against(spec)
-    settings = settings or resolve()
-    if not settings.derandomize and settings.seed is None:
-        settings = settings.replace(seed=random.randrange(2**31))
+    spec, codec, settings = _checked(spec, codec, settings)
+    only = [only] if isinstance(only, str) else only
+    analyse_loss = not only if analyse_loss is None else analyse_loss
     components = dict(components or {})
     selected = props.select(only=only)
     loss = _load_loss(loss)
     target = target or _target_name(loss)
-
-    tf_started = time.perf_counter()
-    tf_loaded = "tensorflow" in sys.modules
     adapter = Adapter(loss, components=components)
-    import_tensorflow()
-    tf_seconds = 0.0 if tf_loaded else time.perf_counter() - tf_started
-
+    tf_seconds = _import_tensorflow_timed()
     probe_started = time.perf_counter()
     worker = Worker()
     finished, probed = worker.run(lambda: _probe(adapter, spec, codec), settings.time_limit)
-    probe, probe_error = (
-        probed
-        if finished
-        else (
-            None,
-            f"the first call did not finish within {settings.time_limit:g}s: the loss hangs or is very slow",
-        )
-    )
+    probe, probe_error = probed if finished else (None, _hung_first_call(settings))
     probe_seconds = time.perf_counter() - probe_started
-
-    settings_dict = {
-        "profile": settings.profile,
-        "max_examples": settings.max_examples,
-        "derandomize": settings.derandomize,
-        "seed": settings.seed,
-        "time_limit": settings.time_limit,
-        "reduction": settings.reduction,
-        "shrink": settings.shrink,
-    }
-    base = dict(
-        target=target,
-        spec=asdict(spec),
-        codec={
-            "xy": codec.xy,
-            "wh": codec.wh,
-            "obj": codec.obj,
-            "cls": codec.cls,
-            "anchor_sizes": [list(p) for p in codec.anchor_sizes],
-        },
-        settings=settings_dict,
-    )
+    base = _header(target, spec, codec, settings)
     if probe is None:
         worker.close(hung=not finished)
-        result = Result(
-            property="total.runs",
-            component="total",
-            status=Status.ERROR,
-            message=f"the loss cannot be evaluated: {probe_error}",
-            reproduce=reproduce_command(target, spec, codec, settings, components=components),
-        )
+        message = f"the loss cannot be evaluated: {probe_error}"
+        reproduce = reproduce_command(target, spec, codec, settings, components=components)
+        result = Result("total.runs", "total", Status.ERROR, message, reproduce=reproduce)
+        stats = {"seconds": round(time.perf_counter() - started, 3), "examples": 0}
+        stats["loss_evaluations"] = adapter.calls
         return Report(
-            **base,
-            results=(result,),
-            stats={
-                "seconds": round(time.perf_counter() - started, 3),
-                "loss_evaluations": adapter.calls,
-                "examples": 0,
-            },
+            **base, results=(dataclasses.replace(result, hung=not finished),), stats=stats
         )
-
-    ctx = Context(
-        adapter=adapter,
-        spec=spec,
-        codec=codec,
-        settings=settings,
-        roles=probe.roles,
-        total_given=probe.total_given,
-    )
-    selected = tuple(sorted(selected, key=lambda p: order_key(p.component)))
-
-    results: list[Result] = []
-    hung_in: str | None = None
-    for index, prop in enumerate(selected):
-        if progress is not None:
-            progress(index, len(selected), prop.name)
-        reason = prop.skip_reason(ctx)
-        if reason is not None:
-            results.append(_plain(prop, Status.SKIP, reason))
-            continue
-        reproduce = reproduce_command(
-            target, spec, codec, settings, only=prop.name, components=components
-        )
-        if hung_in is not None:
-            results.append(
-                _plain(prop, Status.ERROR, f"not run: the loss hung in {hung_in}", reproduce)
-            )
-            continue
-        results.append(_run_with_limit(prop, ctx, settings, reproduce, worker))
-        if results[-1].hung:
-            hung_in = prop.name
-    analysis = Analysis()
+    ctx = Context(adapter, spec, codec, settings, probe.roles, probe.total_given)
+    results, hung_in = _run_all(selected, ctx, target, components, worker, progress)
+    analysis, hung = Analysis(), False
     if hung_in is None and analyse_loss:
         if progress is not None:
             progress(len(selected), len(selected), "analysis (curves, gradients, balance)")
         analysis, hung = _analysis(ctx, worker, settings.time_limit)
-        if hung:
-            hung_in = "the analysis"
-    worker.close(hung=hung_in is not None)
-
-    notes = []
-    if adapter.graph_error:
-        notes.append(
-            f"the loss could not be traced with tf.function and ran eagerly: {adapter.graph_error}"
-        )
-    if adapter.unmapped:
-        notes.append(
-            "reported values not audited (no role matched; map them with --component NAME=ROLE): "
-            + ", ".join(sorted(adapter.unmapped))
-        )
-    for r in ctx.roles:
-        if r == "total" and not probe.total_given:
-            notes.append("the loss gives no total: lossaudit sums the reported components")
-    elapsed = time.perf_counter() - started
-    stats = {
-        "examples": ctx.examples,
-        "loss_evaluations": adapter.calls,
-        "seconds": round(elapsed, 3),
-        "seconds_tensorflow_import": round(tf_seconds, 3),
-        "seconds_first_trace": round(probe_seconds, 3),
-        "seconds_properties": round(elapsed - tf_seconds - probe_seconds, 3),
-    }
+    worker.close(hung=hung or hung_in is not None)
+    stats = _stats(ctx.examples, adapter.calls, started, tf_seconds, probe_seconds)
     return Report(
         **base,
         results=tuple(results),
         components={r: list(probe.names.get(r, ())) for r in ctx.roles},
-        notes=tuple(notes),
+        notes=_notes(adapter, probe),
         stats=stats,
         analysis=analysis,
     )
