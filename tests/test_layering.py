@@ -11,18 +11,18 @@ PACKAGE = Path(__file__).resolve().parents[1] / "lossaudit"
 
 #: Stages in pipeline order; a module may import its own stage and earlier ones.
 STAGES = [
-    {"errors", "settings", "components", "status"},
+    {"errors", "settings", "components", "status", "jsonable"},
     {"spec"},
     {"strategies", "scenarios"},
     {"adapter"},
     {"properties"},
     {"audit", "report", "analysis", "worker"},
+    {"logs"},
     {"render"},
     {
         "targets",
         "config",
         "gate",
-        "logs",
         "keras",
         "cli",
         "pytest_plugin",
