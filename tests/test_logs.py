@@ -300,13 +300,15 @@ def test_explicit_mapping_overrides_and_ignores(logs):
 def test_json_is_strict_and_has_the_documented_keys(logs):
     d = diagnose_logdir(logs / "broken")
     doc = json.loads(render_logs_json(d))  # allow_nan=False: NaN would have raised
-    assert doc["schema_version"] == 1 and doc["ok"] is False
+    assert doc["schema_version"] == 2 and doc["ok"] is False
     assert set(doc["summary"]) == set(STATUSES)
     nan = next(c for c in doc["components"] if c["status"] == "nan")
     assert {"name", "run", "component", "status", "steps", "first", "last", "min", "max"} <= set(
         nan
     )
     assert nan["max"] is not None and nan["nonfinite"] == 1
+    # One JSON policy with the report: a non-finite number is a string, never null.
+    assert (nan["head"], nan["tail"]) == ("nan", "nan")
 
 
 def test_text_table_lists_every_component_with_a_hint(logs):

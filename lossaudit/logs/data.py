@@ -1,8 +1,10 @@
 """What a diagnosis of TensorBoard logs is made of: frozen dataclasses and the typed status.
 
 Plain data (numpy arrays and numbers), no I/O: the renderers in :mod:`lossaudit.render.logs` and
-the report's renderers read these. ``to_dict`` writes JSON (non-finite numbers as ``null``);
-``from_dict`` reads that back.
+the report's renderers read these. ``to_dict`` writes JSON under the one policy of
+:mod:`lossaudit.jsonable` (non-finite numbers as ``"nan"``, ``"inf"``, ``"-inf"``) and the
+report's :data:`~lossaudit.report.SCHEMA_VERSION`; ``from_dict`` reads that back, and the older
+spelling (``null`` for a non-finite number, log document version 1) too.
 """
 
 from __future__ import annotations
@@ -15,10 +17,11 @@ from typing import Any
 import numpy as np
 
 from lossaudit.errors import LossAuditError, SchemaError
-from lossaudit.jsonable import number
+from lossaudit.jsonable import jsonable, number
+from lossaudit.report import SCHEMA_VERSION
 
-SCHEMA_VERSION = 1
-READABLE_VERSIONS = (SCHEMA_VERSION,)
+#: Log documents this version reads: 1 wrote non-finite numbers as ``null``.
+READABLE_VERSIONS = (1, SCHEMA_VERSION)
 
 
 class LogStatus(enum.StrEnum):
@@ -114,21 +117,18 @@ class ComponentDiagnosis:
         return label(self.run, self.name)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready: non-finite numbers become ``None`` (``nonfinite`` counts them); the curve
+        """JSON-ready (non-finite numbers spelt as :mod:`lossaudit.jsonable` says); the curve
         itself is left out (see :func:`curves_for_report`)."""
         out: dict[str, Any] = {
             "name": self.name,
             "run": self.run,
             "component": self.component,
-            "status": self.status.value,
+            "status": self.status,
             "reason": self.reason,
         }
-        for key in _INTS:
+        for key in (*_INTS, *_FLOATS, "change", "share", "reference"):
             out[key] = getattr(self, key)
-        for key in (*_FLOATS, "change", "share"):
-            out[key] = _json_float(getattr(self, key))
-        out["reference"] = self.reference
-        return out
+        return jsonable(out)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ComponentDiagnosis:
@@ -157,14 +157,8 @@ class ComponentDiagnosis:
         )
 
 
-def _json_float(value: float | None) -> float | None:
-    if value is None or not math.isfinite(value):
-        return None
-    return float(value)
-
-
 def _float(value: Any) -> float:
-    """A number from a log document, NaN where it says ``null``."""
+    """A number from a log document, NaN where version 1 wrote ``null``."""
     read = number(value)
     return math.nan if read is None else read
 
@@ -238,6 +232,6 @@ def curves_for_report(diagnosis: LogDiagnosis, max_points: int = 400) -> dict[st
             n = len(c.series)
             keep = np.unique(np.linspace(0, n - 1, min(n, max_points)).astype(int))
             entry["x"] = [int(v) for v in c.series.steps[keep]]
-            entry["y"] = [_json_float(float(v)) for v in c.series.values[keep]]
+            entry["y"] = jsonable([float(v) for v in c.series.values[keep]])
         components.append(entry)
     return {"logdir": diagnosis.logdir, "ok": diagnosis.ok, "components": components}

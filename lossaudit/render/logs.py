@@ -61,7 +61,8 @@ def log_cells(c: ComponentDiagnosis) -> tuple[str, str, str, str]:
 
 def render_logs_json(diagnosis: LogDiagnosis) -> str:
     """The canonical form: ``schema_version``, ``logdir``, ``ok``, ``summary``, ``components``
-    (one object per component), ``ignored_tags``, ``warnings``."""
+    (one object per component), ``ignored_tags``, ``warnings``; non-finite numbers as the
+    strings ``"nan"``, ``"inf"``, ``"-inf"`` (:mod:`lossaudit.jsonable`)."""
     return json.dumps(diagnosis.to_dict(), indent=2, allow_nan=False) + "\n"
 
 
