@@ -75,6 +75,13 @@ def _svg(fig: Any) -> str:
     return text[text.index("<svg") :]
 
 
+def _table_html(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """A table with ``header`` (text) over ``rows`` of ready ``<td>`` cells."""
+    head = "".join(f"<th>{_e(h)}</th>" for h in header)
+    body = "".join(f"<tr>{''.join(cells)}</tr>" for cells in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
 def _figure(width: float, height: float) -> Any:
     from matplotlib.figure import Figure
 
@@ -264,16 +271,14 @@ def _balance_html(report: Report) -> str:
     if table is None:
         return ""
     caption, rows, note = table
-    head = "".join(f"<th>{_e(h)}</th>" for h in BALANCE_HEADER)
-    body = "".join(
-        "<tr>"
-        + f"<td>{_e(r[0])}</td>"
-        + "".join(f"<td class='num'>{_e(c)}</td>" for c in r[1:])
-        + "</tr>"
-        for r in rows
-    )
+    cells = [
+        [f"<td>{_e(r[0])}</td>", *(f"<td class='num'>{_e(c)}</td>" for c in r[1:])] for r in rows
+    ]
     extra = f"<p>{_e(note)}.</p>" if note else ""
-    return f"<h2>Balance</h2><p class='meta'>{_e(caption)}</p><table><tr>{head}</tr>{body}</table>{extra}"
+    return (
+        f"<h2>Balance</h2><p class='meta'>{_e(caption)}</p>"
+        f"{_table_html(BALANCE_HEADER, cells)}{extra}"
+    )
 
 
 def _training_html(training: dict[str, Any]) -> str:
@@ -316,14 +321,17 @@ def _logs_html(report: Report) -> str:
         fig = _figure(7.5, 2.8 * len(runs))
         draw_log_curves(fig, diagnosis, fontsize=7, colours=_COLOURS)
         figure = f"<div class='figure'>{_svg(fig)}</div>"
-    head = "".join(f"<th>{_e(h)}</th>" for h in LOGS_HEADER)
-    body = "".join(
-        f"<tr><td><code>{_e(r[0])}</code></td><td>{_e(r[1])}</td>"
-        f"<td>{_badge('pass' if r[2] == LogStatus.RESPONDING else 'fail')} {_e(r[2])}</td>"
-        f"<td class='num'>{_e(r[3])}</td><td>{_e(r[4])}</td></tr>"
+    cells = [
+        [
+            f"<td><code>{_e(r[0])}</code></td>",
+            f"<td>{_e(r[1])}</td>",
+            f"<td>{_badge('pass' if r[2] == LogStatus.RESPONDING else 'fail')} {_e(r[2])}</td>",
+            f"<td class='num'>{_e(r[3])}</td>",
+            f"<td>{_e(r[4])}</td>",
+        ]
         for r in rows
-    )
-    return f"<h2>{_e(caption)}</h2>{figure}<table><tr>{head}</tr>{body}</table>"
+    ]
+    return f"<h2>{_e(caption)}</h2>{figure}{_table_html(LOGS_HEADER, cells)}"
 
 
 # -- page -----------------------------------------------------------------------------------------
