@@ -312,8 +312,8 @@ def _check_out(path: Path, what: str = "--out") -> None:
         )
 
 
-def write_atomic(path: Path, text: str, what: str = "--out") -> None:
-    """Write ``text`` to ``path`` so a reader never sees a half-written file."""
+def write_atomic(path: Path, text: str | bytes, what: str = "--out") -> None:
+    """Write ``text`` (or bytes) to ``path`` so a reader never sees a half-written file."""
     path = Path(path)
     _check_out(path, what)
     directory = path.parent if str(path.parent) else Path(".")
@@ -322,7 +322,8 @@ def write_atomic(path: Path, text: str, what: str = "--out") -> None:
     os.umask(umask)
     try:
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; a report is an ordinary file
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        binary = isinstance(text, bytes)
+        with os.fdopen(fd, "wb" if binary else "w", encoding=None if binary else "utf-8") as fh:
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
@@ -587,18 +588,20 @@ def _baseline(args: argparse.Namespace) -> ExitCode:
 
 def _tensorboard(args: argparse.Namespace) -> ExitCode:
     from lossaudit import logs
+    from lossaudit.render.logs import plot_logs_png, render_logs_json, render_logs_text
 
     for path, what in ((args.out, "--out"), (args.plot, "--plot")):
         if path is not None:
             _check_out(path, what)
     diagnosis = logs.diagnose_logdir(args.logdir, components=dict(args.component))
-    text = logs.render_json(diagnosis) if args.format == "json" else logs.render_text(diagnosis)
+    renderer = render_logs_json if args.format == "json" else render_logs_text
+    text = renderer(diagnosis)
     for path, what in ((args.plot, "plot"), (args.out, f"{args.format} diagnosis")):
         if path is None:
             continue
         try:
             if path is args.plot:
-                logs.plot_png(diagnosis, path)
+                write_atomic(path, plot_logs_png(diagnosis), what="--plot")
             else:
                 write_atomic(path, text)
         except OSError as exc:

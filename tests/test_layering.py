@@ -17,12 +17,12 @@ STAGES = [
     {"adapter", "harness", "calling"},
     {"properties"},
     {"audit", "report", "analysis", "worker", "findings", "counterexamples"},
+    {"logs"},
     {"render"},
     {
         "targets",
         "config",
         "gate",
-        "logs",
         "keras",
         "cli",
         "pytest_plugin",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -12,20 +13,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lossaudit.cli import main
+from lossaudit.cli import main, write_atomic
 from lossaudit.errors import LossAuditError
 from lossaudit.logs import (
     STATUSES,
     LogDirError,
+    LogStatus,
     ScalarSeries,
     diagnose,
     diagnose_logdir,
     loss_role,
-    plot_png,
     read_scalars,
-    render_json,
-    render_text,
+    rules,
 )
+from lossaudit.render.logs import plot_logs_png, render_logs_json, render_logs_text
 
 ROOT = Path(__file__).resolve().parents[1]
 LOSSAUDIT = [sys.executable, "-m", "lossaudit.cli"]
@@ -201,7 +202,7 @@ def test_broken_run_diverges_and_goes_nan(logs):
 
 def test_all_responding_logs_are_ok(logs):
     d = diagnose_logdir(logs / "good")
-    assert d.ok, render_text(d)
+    assert d.ok, render_logs_text(d)
     assert {c.label: c.component for c in d.components} == {
         "metrics/xy_loss": "coordinates",
         "metrics/noobj_loss": "no_objects",
@@ -298,18 +299,20 @@ def test_explicit_mapping_overrides_and_ignores(logs):
 
 def test_json_is_strict_and_has_the_documented_keys(logs):
     d = diagnose_logdir(logs / "broken")
-    doc = json.loads(render_json(d))  # allow_nan=False: NaN would have raised
-    assert doc["schema_version"] == 1 and doc["ok"] is False
+    doc = json.loads(render_logs_json(d))  # allow_nan=False: NaN would have raised
+    assert doc["schema_version"] == 2 and doc["ok"] is False
     assert set(doc["summary"]) == set(STATUSES)
     nan = next(c for c in doc["components"] if c["status"] == "nan")
     assert {"name", "run", "component", "status", "steps", "first", "last", "min", "max"} <= set(
         nan
     )
     assert nan["max"] is not None and nan["nonfinite"] == 1
+    # One JSON policy with the report: a non-finite number is a string, never null.
+    assert (nan["head"], nan["tail"]) == ("nan", "nan")
 
 
 def test_text_table_lists_every_component_with_a_hint(logs):
-    text = render_text(diagnose_logdir(logs / "seed"))
+    text = render_logs_text(diagnose_logdir(logs / "seed"))
     assert text.splitlines()[2].split()[:5] == ["NAME", "RUN", "ROLE", "STATUS", "FIRST"]
     for piece in (
         "classification_loss_sum",
@@ -323,7 +326,9 @@ def test_text_table_lists_every_component_with_a_hint(logs):
 
 
 def test_plot_png_writes_a_real_png(logs, tmp_path):
-    target = plot_png(diagnose_logdir(logs / "seed"), tmp_path / "curves.png")
+    # The renderer returns the bytes; the command line writes them (atomically).
+    target = tmp_path / "curves.png"
+    write_atomic(target, plot_logs_png(diagnose_logdir(logs / "seed")))
     data = target.read_bytes()
     assert data.startswith(PNG_MAGIC) and len(data) > 1000
     assert [p.name for p in tmp_path.iterdir()] == ["curves.png"]
@@ -475,3 +480,47 @@ def test_a_term_that_starts_at_zero_and_outgrows_its_peer_is_not_drowned():
         }
     )
     assert {c.name: c.status for c in d.components}["epoch_objects"] == "diverging"
+
+
+# ------------------------------------------------------------------------- rules, on arrays alone
+
+
+def _frozen(values) -> np.ndarray:
+    array = np.array(values, dtype=np.float64)
+    array.setflags(write=False)  # a rule that wrote to its input would raise
+    return array
+
+
+def test_rules_are_pure_functions_of_arrays():
+    """No files, no TensorBoard: the rules take numpy arrays and numbers, and decide on typed
+    fields (``Trend.rising``), never on the wording of a reason."""
+    t = _frozen(np.arange(30))
+    falling = rules.trend(_frozen(np.geomspace(3100.0, 1.0, 30)), t)
+    rising = rules.trend(_frozen(np.r_[np.linspace(24.0, 75.0, 8), np.full(22, 75.0)]), t)
+    blowup = rules.trend(
+        _frozen(np.r_[5 * np.exp(-t[:20] / 3) + 0.1, 0.1 * np.exp((t[20:] - 20) / 1.5)]), t
+    )
+    assert (falling.status, falling.rising) == (LogStatus.RESPONDING, False)
+    assert (rising.status, rising.rising) == (LogStatus.DIVERGING, True)
+    assert (blowup.status, blowup.rising) == (LogStatus.DIVERGING, False)
+    assert blowup.reason.startswith("blows up")
+
+    peers = [("train/epoch_no_objects", falling.head)]
+    pushed = rules.pushed_up(rising, peers)
+    assert pushed is not None and pushed.reference == "train/epoch_no_objects"
+    assert pushed.share < rules.PUSHED_SHARE and pushed.reason.startswith("rises")
+    assert rules.pushed_up(rising, []) is None
+    # The typed field decides, whatever the reason says.
+    assert rules.pushed_up(dataclasses.replace(rising, rising=False), peers) is None
+    assert rules.pushed_up(dataclasses.replace(blowup, reason="rises 500%"), peers) is None
+    assert rules.pushed_up(dataclasses.replace(blowup, rising=True, reason="?"), peers) is not None
+
+    tiny = _frozen(np.full(30, 0.01))
+    flat = rules.trend(tiny, t)
+    assert (flat.status, flat.barely) == (LogStatus.FLAT, True)
+    drowned = rules.drowned_by_size(flat, rules.typical(tiny), [("a", 5.0), ("box", 50.0)])
+    assert drowned is not None and drowned.reference == "box"
+    assert drowned.share == pytest.approx(0.01 / 50)
+    assert rules.drowned_by_size(flat, 0.01, [("box", 0.5)]) is None  # 2%: not drowned
+    assert rules.drowned_by_size(falling, 0.01, [("box", 50.0)]) is None  # falls clearly
+    assert rules.format_number(float("-inf")) == "-inf" and rules.format_number(0.0) == "0"

@@ -1,4 +1,6 @@
-"""Renderers: one pure function per format, from a :class:`~lossaudit.report.Report` to text.
+"""Renderers: one pure function per format, from a :class:`~lossaudit.report.Report` to text;
+and from a TensorBoard log diagnosis (:class:`~lossaudit.logs.LogDiagnosis`) to text, JSON or a
+PNG (:mod:`lossaudit.render.logs`).
 
 Renderers read no clock, terminal or environment; callers pass width and colour.
 """
@@ -10,16 +12,20 @@ from collections.abc import Callable
 from lossaudit.render.html import render_html
 from lossaudit.render.json import render_json
 from lossaudit.render.junit import render_junit
+from lossaudit.render.logs import plot_logs_png, render_logs_json, render_logs_text
 from lossaudit.render.markdown import render_markdown
 from lossaudit.render.text import render_result, render_text
 from lossaudit.report import Report
 
 __all__ = [
     "FORMATS",
+    "plot_logs_png",
     "render",
     "render_html",
     "render_json",
     "render_junit",
+    "render_logs_json",
+    "render_logs_text",
     "render_markdown",
     "render_result",
     "render_text",

@@ -1,4 +1,5 @@
-"""Pieces several renderers share: the balance table as formatted cells."""
+"""Pieces several renderers share: the balance table as formatted cells (the logs' table is
+:mod:`lossaudit.render.logs`'s)."""
 
 from __future__ import annotations
 
@@ -67,26 +68,3 @@ def balance_table(report: Report) -> tuple[str, list[tuple[str, ...]], str] | No
     legend = BALANCE_LEGEND.format(on=balance.on)
     caption = f"Balance at {balance.at} ({weights}; {legend})"
     return caption, rows, balance.note
-
-
-LOGS_HEADER = ("component", "role", "status", "first -> last", "why")
-
-
-def logs_table(report: Report) -> tuple[str, list[tuple[str, ...]]] | None:
-    """``(caption, rows)`` for TensorBoard logs diagnosed with the report, or None."""
-    logs = report.analysis.logs
-    if not isinstance(logs, dict) or not logs.get("components"):
-        return None
-    rows = []
-    for c in logs["components"]:
-        label = c["name"] if c.get("run") in (".", None) else f"{c['run']}/{c['name']}"
-        rows.append(
-            (
-                label,
-                c.get("component") or "-",
-                c["status"],
-                f"{_num(c.get('first'))} -> {_num(c.get('last'))}",
-                c.get("reason", ""),
-            )
-        )
-    return f"TensorBoard logs in {logs.get('logdir', '?')}", rows

@@ -16,12 +16,14 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from lossaudit.findings import Curve, GradientView, TrainingRun
-from lossaudit.render._common import (
-    BALANCE_HEADER,
+from lossaudit.logs import LogStatus
+from lossaudit.render._common import BALANCE_HEADER, as_float, balance_table
+from lossaudit.render.logs import (
     LOGS_HEADER,
-    as_float,
-    balance_table,
-    logs_table,
+    curve_runs,
+    draw_log_curves,
+    report_logs,
+    table_rows,
 )
 from lossaudit.report import Report, Result
 
@@ -72,6 +74,13 @@ def _svg(fig: Any) -> str:
     fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None}, bbox_inches="tight")
     text = buf.getvalue()
     return text[text.index("<svg") :]
+
+
+def _table_html(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """A table with ``header`` (text) over ``rows`` of ready ``<td>`` cells."""
+    head = "".join(f"<th>{_e(h)}</th>" for h in header)
+    body = "".join(f"<tr>{''.join(cells)}</tr>" for cells in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
 
 
 def _figure(width: float, height: float) -> Any:
@@ -262,16 +271,14 @@ def _balance_html(report: Report) -> str:
     if table is None:
         return ""
     caption, rows, note = table
-    head = "".join(f"<th>{_e(h)}</th>" for h in BALANCE_HEADER)
-    body = "".join(
-        "<tr>"
-        + f"<td>{_e(r[0])}</td>"
-        + "".join(f"<td class='num'>{_e(c)}</td>" for c in r[1:])
-        + "</tr>"
-        for r in rows
-    )
+    cells = [
+        [f"<td>{_e(r[0])}</td>", *(f"<td class='num'>{_e(c)}</td>" for c in r[1:])] for r in rows
+    ]
     extra = f"<p>{_e(note)}.</p>" if note else ""
-    return f"<h2>Balance</h2><p class='meta'>{_e(caption)}</p><table><tr>{head}</tr>{body}</table>{extra}"
+    return (
+        f"<h2>Balance</h2><p class='meta'>{_e(caption)}</p>"
+        f"{_table_html(BALANCE_HEADER, cells)}{extra}"
+    )
 
 
 def _training_html(training: dict[str, TrainingRun]) -> str:
@@ -304,46 +311,27 @@ def _training_html(training: dict[str, TrainingRun]) -> str:
 
 
 def _logs_html(report: Report) -> str:
-    table = logs_table(report)
-    if table is None:
+    diagnosis = report_logs(report)
+    if diagnosis is None:
         return ""
-    caption, rows = table
-    logs = report.analysis.logs or {}
-    by_run: dict[str, list[dict[str, Any]]] = {}
-    for c in logs["components"]:
-        if c.get("x"):
-            by_run.setdefault(c.get("run") or ".", []).append(c)
+    caption, rows = table_rows(diagnosis)
     figure = ""
-    if by_run:
-        fig = _figure(7.5, 2.8 * len(by_run))
-        axes = fig.subplots(len(by_run), 1, squeeze=False)[:, 0]
-        for ax, (run, comps) in zip(axes, by_run.items(), strict=True):
-            positive = True
-            for c in comps:
-                ys = [as_float(v) for v in c["y"]]
-                positive &= all(v > 0 for v in ys if math.isfinite(v))
-                ax.plot(
-                    c["x"],
-                    ys,
-                    label=f"{c['status']}: {c['name']}",
-                    color=_COLOURS.get(c.get("component") or "", None),
-                    linewidth=1.2,
-                )
-            if positive:
-                ax.set_yscale("log")
-            ax.set_title(f"run {run}", fontsize=9)
-            ax.set_xlabel("step", fontsize=8)
-            ax.tick_params(labelsize=7)
-            ax.legend(fontsize=7)
+    runs = curve_runs(diagnosis)
+    if runs:
+        fig = _figure(7.5, 2.8 * len(runs))
+        draw_log_curves(fig, diagnosis, fontsize=7, colours=_COLOURS)
         figure = f"<div class='figure'>{_svg(fig)}</div>"
-    head = "".join(f"<th>{_e(h)}</th>" for h in LOGS_HEADER)
-    body = "".join(
-        f"<tr><td><code>{_e(r[0])}</code></td><td>{_e(r[1])}</td>"
-        f"<td>{_badge('pass' if r[2] == 'responding' else 'fail')} {_e(r[2])}</td>"
-        f"<td class='num'>{_e(r[3])}</td><td>{_e(r[4])}</td></tr>"
+    cells = [
+        [
+            f"<td><code>{_e(r[0])}</code></td>",
+            f"<td>{_e(r[1])}</td>",
+            f"<td>{_badge('pass' if r[2] == LogStatus.RESPONDING else 'fail')} {_e(r[2])}</td>",
+            f"<td class='num'>{_e(r[3])}</td>",
+            f"<td>{_e(r[4])}</td>",
+        ]
         for r in rows
-    )
-    return f"<h2>{_e(caption)}</h2>{figure}<table><tr>{head}</tr>{body}</table>"
+    ]
+    return f"<h2>{_e(caption)}</h2>{figure}{_table_html(LOGS_HEADER, cells)}"
 
 
 # -- page -----------------------------------------------------------------------------------------

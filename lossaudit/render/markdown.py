@@ -3,7 +3,8 @@
 
 from __future__ import annotations
 
-from lossaudit.render._common import BALANCE_HEADER, LOGS_HEADER, balance_table, logs_table
+from lossaudit.render._common import BALANCE_HEADER, balance_table
+from lossaudit.render.logs import LOGS_HEADER, logs_table
 from lossaudit.report import Report, Result
 
 _BADGE = {

@@ -5,7 +5,8 @@ from __future__ import annotations
 import textwrap
 from typing import Any
 
-from lossaudit.render._common import BALANCE_HEADER, balance_table, logs_table
+from lossaudit.render._common import BALANCE_HEADER, balance_table
+from lossaudit.render.logs import logs_table
 from lossaudit.report import Report, Result
 
 _LABEL = {"error": "ERROR", "fail": "FAILED", "warn": "WARN", "pass": "PASS", "skip": "SKIP"}
