@@ -135,7 +135,8 @@ def load_config(
     directory: str | os.PathLike[str] | None = None, *, filename: str = "pyproject.toml"
 ) -> dict[str, Any]:
     """The ``[tool.lossaudit]`` table of ``filename`` in ``directory`` (default: the current
-    directory's ``pyproject.toml``), or ``{}`` when there is none. Known keys are type-checked."""
+    directory's ``pyproject.toml``), or ``{}`` when there is none. The settings' keys are
+    type-checked here; :func:`lossaudit.config.load_project` checks the whole table."""
     import tomllib
     from pathlib import Path
 
