@@ -215,3 +215,12 @@ def test_html_report_with_tensorboard_logs(tmp_path):
     ):
         assert part in text, part
     assert text.count("<svg") >= 5
+
+
+def test_report_refuses_a_misspelt_config_key_as_check_does(tmp_path):
+    (tmp_path / "pyproject.toml").write_text('[tool.lossaudit]\nprofle = "ci"\n')
+    for command in ("report", "check"):
+        out = run(command, cwd=tmp_path)
+        assert out.returncode == 2, out.stdout + out.stderr
+        assert "unknown key 'profle'" in out.stderr and "Did you mean 'profile'" in out.stderr
+        assert "Traceback" not in out.stderr
