@@ -13,10 +13,13 @@ import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from lossaudit.errors import LossAuditError, did_you_mean
 from lossaudit.options import LossOptions, add_arguments
+
+if TYPE_CHECKING:
+    from lossaudit.settings import Settings
 
 
 class ExitCode(enum.IntEnum):
@@ -275,15 +278,12 @@ def _private_hypothesis_home() -> None:
     atexit.register(shutil.rmtree, home, ignore_errors=True)
 
 
-def _report(args: argparse.Namespace) -> ExitCode:
+def _report_settings(args: argparse.Namespace, options: LossOptions) -> Settings:
+    """The search flags over ``[tool.lossaudit]`` (checked whole, as ``check`` checks it)."""
     from lossaudit.config import load_project
     from lossaudit.settings import resolve
 
-    if args.list:
-        sys.stdout.write(_list_properties())
-        return ExitCode.OK
-    options = LossOptions.from_cli(args)
-    settings = resolve(
+    return resolve(
         args.profile,
         config=load_project().table,
         seed=args.seed,
@@ -293,6 +293,14 @@ def _report(args: argparse.Namespace) -> ExitCode:
         reduction=None if args.reduction is None else options.reduction,
         shrink=None if args.shrink else False,
     )
+
+
+def _report(args: argparse.Namespace) -> ExitCode:
+    if args.list:
+        sys.stdout.write(_list_properties())
+        return ExitCode.OK
+    options = LossOptions.from_cli(args)
+    settings = _report_settings(args, options)
     if args.out is not None:
         _check_out(args.out)
 
