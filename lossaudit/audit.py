@@ -22,6 +22,7 @@ from lossaudit.components import order_key
 from lossaudit.counterexamples import MAX_CELLS, counterexample
 from lossaudit.errors import InvalidArgument, LossError, invalid
 from lossaudit.findings import Analysis
+from lossaudit.options import LossOptions
 from lossaudit.properties.registry import Context, NonFinite, Outcome, Property
 from lossaudit.report import Report, Result
 from lossaudit.scenarios import Case, noisy, perfect
@@ -50,25 +51,6 @@ class _Errored(Exception):
         self.drawn = drawn
 
 
-def _spec_flags(spec: GridSpec, codec: Codec, components: Mapping[str, str]) -> list[str]:
-    """CLI flags that rebuild ``spec``, ``codec`` and the component mapping (non-defaults only)."""
-    d_spec, d_codec = GridSpec(), Codec()
-    flags: list[str] = []
-    if (spec.H, spec.W) != (d_spec.H, d_spec.W):
-        flags += ["--grid", f"{spec.H}x{spec.W}" if spec.H != spec.W else str(spec.H)]
-    for name in ("anchors", "classes", "batch"):
-        if getattr(spec, name) != getattr(d_spec, name):
-            flags += [f"--{name}", str(getattr(spec, name))]
-    for name in ("xy", "wh", "obj", "cls"):
-        if getattr(codec, name) != getattr(d_codec, name):
-            flags += [f"--{name}", getattr(codec, name)]
-    if codec.anchor_sizes:
-        flags += ["--anchor-sizes", *(f"{w!r},{h!r}" for w, h in codec.anchor_sizes)]
-    for name, role in components.items():
-        flags += ["--component", f"{name}={role}"]
-    return flags
-
-
 def reproduce_command(
     target: str,
     spec: GridSpec,
@@ -82,9 +64,8 @@ def reproduce_command(
     argv = ["lossaudit", "report"]
     if target:
         argv.append(target)
-    argv += _spec_flags(spec, codec, components or {})
-    if settings.reduction != "auto":
-        argv += ["--reduction", settings.reduction]
+    options = LossOptions(spec, codec, dict(components or {}), settings.reduction)
+    argv += options.to_flags()
     if only:
         argv += ["--only", only]
     argv += ["--profile", settings.profile]

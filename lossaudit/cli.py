@@ -13,10 +13,13 @@ import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from lossaudit.errors import LossAuditError, did_you_mean
-from lossaudit.spec import CLS_CHOICES, OBJ_CHOICES, WH_CHOICES, XY_CHOICES, GridSpec
+from lossaudit.options import LossOptions, add_arguments
+
+if TYPE_CHECKING:
+    from lossaudit.settings import Settings
 
 
 class ExitCode(enum.IntEnum):
@@ -50,53 +53,7 @@ class _Parser(argparse.ArgumentParser):
         )
 
 
-def _grid(text: str) -> tuple[int, int]:
-    parts = text.lower().replace("*", "x").split("x")
-    try:
-        values = [int(p) for p in parts]
-    except ValueError:
-        values = []
-    if len(values) not in (1, 2) or any(v < 1 for v in values):
-        raise argparse.ArgumentTypeError(
-            f"expected H or HxW with positive integers (e.g. 13 or 13x9); received {text!r}"
-        )
-    return (values[0], values[-1])
-
-
-def _anchor(text: str) -> tuple[float, float]:
-    try:
-        w, h = (float(v) for v in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected W,H as image fractions (e.g. 0.2,0.3); received {text!r}"
-        ) from None
-    return (w, h)
-
-
-def _component(text: str) -> tuple[str, str]:
-    from lossaudit.components import MAPPABLE as ROLES
-
-    name, sep, role = text.partition("=")
-    if not sep or not name or role not in ROLES:
-        raise argparse.ArgumentTypeError(
-            f"expected NAME=ROLE with ROLE one of {', '.join(ROLES)}; received {text!r}."
-            + did_you_mean(role, ROLES)
-        )
-    return (name, role)
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer; received {text!r}")
-    return value
-
-
 def build_parser() -> argparse.ArgumentParser:
-    defaults = GridSpec()
     parser = _Parser(
         prog="lossaudit",
         description="Audit a YOLO-style detection loss, component by component.",
@@ -117,58 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="path/to/file.py:name or package.module:name (a function, a Keras Loss instance or class); "
         "default: the bundled seed loss",
     )
-    g = rep.add_argument_group("grid")
-    g.add_argument(
-        "--grid", type=_grid, metavar="H|HxW", help=f"grid size (default {defaults.H}x{defaults.W})"
-    )
-    g.add_argument(
-        "--anchors",
-        type=_positive,
-        metavar="B",
-        help=f"anchors per cell (default {defaults.anchors})",
-    )
-    g.add_argument(
-        "--classes",
-        type=_positive,
-        metavar="C",
-        help=f"number of classes (default {defaults.classes})",
-    )
-    g.add_argument(
-        "--batch", type=_positive, metavar="N", help=f"images per batch (default {defaults.batch})"
-    )
-    c = rep.add_argument_group("codec: the activations the loss applies to raw outputs")
-    c.add_argument(
-        "--xy", choices=XY_CHOICES, default="sigmoid", help="centre offsets (default sigmoid)"
-    )
-    c.add_argument("--wh", choices=WH_CHOICES, default="exp", help="box sizes (default exp)")
-    c.add_argument(
-        "--obj", choices=OBJ_CHOICES, default="sigmoid", help="objectness (default sigmoid)"
-    )
-    c.add_argument(
-        "--cls", choices=CLS_CHOICES, default="softmax", help="classes (default softmax)"
-    )
-    c.add_argument(
-        "--anchor-sizes",
-        type=_anchor,
-        nargs="+",
-        metavar="W,H",
-        help="one W,H per anchor as image fractions (default 1.0 each)",
-    )
-    c.add_argument(
-        "--component",
-        type=_component,
-        action="append",
-        default=[],
-        metavar="NAME=ROLE",
-        help="map a reported component name to a role (coordinates, objects, no_objects, "
-        "classification, confidence, total, ignore); repeatable",
-    )
-    c.add_argument(
-        "--reduction",
-        choices=("auto", "sum", "mean"),
-        default=None,
-        help="how the loss reduces over the batch (default auto: a sum or a mean)",
-    )
+    add_arguments(rep)
     s = rep.add_argument_group("search")
     s.add_argument(
         "--profile",
@@ -176,9 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="settings profile (default: ci under CI, else dev)",
     )
     s.add_argument("--seed", type=int, help="random seed, to reproduce a dev-profile run")
-    s.add_argument(
-        "--max-examples", type=_positive, metavar="N", help="Hypothesis examples per property"
-    )
+    s.add_argument("--max-examples", type=int, metavar="N", help="Hypothesis examples per property")
     s.add_argument(
         "--time-limit",
         type=float,
@@ -287,7 +191,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     tb.add_argument(
         "--component",
-        type=_component,
         action="append",
         default=[],
         metavar="TAG=ROLE",
@@ -376,39 +279,29 @@ def _private_hypothesis_home() -> None:
     atexit.register(shutil.rmtree, home, ignore_errors=True)
 
 
-def _report(args: argparse.Namespace) -> ExitCode:
-    from lossaudit.settings import load_config, resolve
-    from lossaudit.spec import Codec
+def _report_settings(args: argparse.Namespace, options: LossOptions) -> Settings:
+    """The search flags over ``[tool.lossaudit]`` (checked whole, as ``check`` checks it)."""
+    from lossaudit.config import load_project
+    from lossaudit.settings import resolve
 
-    if args.list:
-        sys.stdout.write(_list_properties())
-        return ExitCode.OK
-    defaults = GridSpec()
-    h, w = args.grid or (defaults.H, defaults.W)
-    spec = GridSpec(
-        batch=args.batch or defaults.batch,
-        H=h,
-        W=w,
-        anchors=args.anchors or defaults.anchors,
-        classes=args.classes or defaults.classes,
-    )
-    codec = Codec(
-        xy=args.xy,
-        wh=args.wh,
-        obj=args.obj,
-        cls=args.cls,
-        anchor_sizes=tuple(args.anchor_sizes or ()),
-    )
-    codec.check_against(spec)
-    settings = resolve(
+    return resolve(
         args.profile,
-        config=load_config(),
+        config=load_project().table,
         seed=args.seed,
         max_examples=args.max_examples,
         time_limit=args.time_limit,
-        reduction=args.reduction,
+        # Given, --reduction (checked by from_cli) overrides [tool.lossaudit] reduction.
+        reduction=None if args.reduction is None else options.reduction,
         shrink=None if args.shrink else False,
     )
+
+
+def _report(args: argparse.Namespace) -> ExitCode:
+    if args.list:
+        sys.stdout.write(_list_properties())
+        return ExitCode.OK
+    options = LossOptions.from_cli(args)
+    settings = _report_settings(args, options)
     if args.out is not None:
         _check_out(args.out)
 
@@ -439,10 +332,10 @@ def _report(args: argparse.Namespace) -> ExitCode:
     tty = sys.stderr.isatty()
     report = audit(
         loss,
-        spec,
-        codec,
+        options.spec,
+        options.codec,
         settings=settings,
-        components=dict(args.component),
+        components=options.components,
         only=args.only,
         target=target,
         progress=_progress(sys.stderr) if tty else None,  # type: ignore[arg-type]
@@ -588,12 +481,14 @@ def _baseline(args: argparse.Namespace) -> ExitCode:
 
 def _tensorboard(args: argparse.Namespace) -> ExitCode:
     from lossaudit import logs
+    from lossaudit.components import check_mapping
     from lossaudit.render.logs import plot_logs_png, render_logs_json, render_logs_text
 
     for path, what in ((args.out, "--out"), (args.plot, "--plot")):
         if path is not None:
             _check_out(path, what)
-    diagnosis = logs.diagnose_logdir(args.logdir, components=dict(args.component))
+    components = check_mapping(args.component or [], source="--component")
+    diagnosis = logs.diagnose_logdir(args.logdir, components=components)
     renderer = render_logs_json if args.format == "json" else render_logs_text
     text = renderer(diagnosis)
     for path, what in ((args.plot, "plot"), (args.out, f"{args.format} diagnosis")):

@@ -1,4 +1,4 @@
-"""The losses configured in ``[tool.lossaudit]``: one ``[[tool.lossaudit.losses]]`` table each.
+"""``[tool.lossaudit]`` in ``pyproject.toml``: settings, the gate's keys and the losses.
 
 ```toml
 [tool.lossaudit]
@@ -14,8 +14,10 @@ anchor-sizes = ["0.1,0.1", "0.3,0.3", "0.6,0.6"]
 component = ["xy_loss=coordinates", "wh_loss=coordinates"]
 ```
 
-Keys are the ``lossaudit report`` flags under the same names. A bad key or value is reported with
-where it is (which table) and what is allowed.
+A loss table's keys are the ``lossaudit report`` flags under the same names
+(:data:`lossaudit.options.OPTIONS`). :func:`load_project` reads and checks the whole table,
+the same way for ``lossaudit report``, ``check``, ``baseline`` and the pytest plugin: a bad key
+or value is reported with where it is (which table) and what is allowed.
 """
 
 from __future__ import annotations
@@ -23,15 +25,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from lossaudit.components import COMPONENTS
 from lossaudit.errors import InvalidSpec, did_you_mean
-from lossaudit.settings import load_config
-from lossaudit.spec import CLS_CHOICES, OBJ_CHOICES, WH_CHOICES, XY_CHOICES, Codec, GridSpec
+from lossaudit.options import LossOptions, unknown_key
+from lossaudit.settings import load_config, resolve
 
 __all__ = [
-    "LOSS_KEYS",
     "TOP_KEYS",
     "LossConfig",
+    "Project",
     "configured_losses",
+    "load_project",
     "parse_losses",
     "validate_table",
 ]
@@ -39,106 +43,41 @@ __all__ = [
 #: Keys allowed directly under ``[tool.lossaudit]``.
 TOP_KEYS = ("profile", "max_examples", "time_limit", "reduction", "baseline", "tolerance", "losses")
 
-LOSS_KEYS = (
-    "target",
-    "grid",
-    "anchors",
-    "classes",
-    "batch",
-    "xy",
-    "wh",
-    "obj",
-    "cls",
-    "anchor-sizes",
-    "component",
-    "reduction",
-)
-
 
 @dataclass(frozen=True)
 class LossConfig:
     """One configured loss: what to load and how to audit it."""
 
     target: str
-    spec: GridSpec = field(default_factory=GridSpec)
-    codec: Codec = field(default_factory=Codec)
-    components: dict[str, str] = field(default_factory=dict)
-    reduction: str = "auto"
+    options: LossOptions = field(default_factory=LossOptions)
     #: Where it was configured, for messages: ``pyproject.toml [[tool.lossaudit.losses]] #1``.
     origin: str = ""
 
 
-def _fail(where: str, key: str, expected: str, received: Any, fix: str) -> InvalidSpec:
-    return InvalidSpec(f"{where}: {key}: expected {expected}; received {received!r}. {fix}")
+@dataclass(frozen=True)
+class Project:
+    """A checked ``[tool.lossaudit]`` table (``{}`` when there is none) and its losses."""
+
+    table: dict[str, Any] = field(default_factory=dict)
+    losses: tuple[LossConfig, ...] = ()
 
 
-def _grid(where: str, value: Any) -> tuple[int, int]:
-    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-        return value, value
-    if isinstance(value, str):
-        parts = value.lower().split("x")
-        if len(parts) in (1, 2) and all(p.strip().isdigit() and int(p) > 0 for p in parts):
-            return int(parts[0]), int(parts[-1])
-    raise _fail(
-        where, "grid", 'a positive int or "HxW" (e.g. "13x9")', value, 'Write grid = "13x9".'
-    )
-
-
-def _positive(where: str, key: str, value: Any) -> int:
-    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-        return value
-    raise _fail(where, key, "a positive integer", value, f"Write {key} = 2.")
-
-
-def _choice(where: str, key: str, value: Any, choices: tuple[str, ...]) -> str:
-    if value in choices:
-        return value
-    hint = did_you_mean(str(value), choices)
-    raise _fail(where, key, " | ".join(choices), value, f"Pick one of {', '.join(choices)}.{hint}")
-
-
-def _anchor_sizes(where: str, value: Any) -> tuple[tuple[float, float], ...]:
-    fix = 'Write anchor-sizes = ["0.1,0.1", "0.3,0.3"] (one W,H per anchor, image fractions).'
-    if not isinstance(value, list):
-        raise _fail(where, "anchor-sizes", 'a list of "W,H" strings', value, fix)
-    sizes = []
-    for item in value:
-        try:
-            pair = (
-                [float(v) for v in item.split(",")]
-                if isinstance(item, str)
-                else [float(v) for v in item]
+def _check_tolerance(tolerance: Any, source: str) -> None:
+    where = f"{source} [tool.lossaudit.tolerance]"
+    if not isinstance(tolerance, dict) or not all(
+        isinstance(v, int | float) and not isinstance(v, bool) and v >= 0
+        for v in tolerance.values()
+    ):
+        raise InvalidSpec(
+            f"{where}: expected component = relative tolerance (a number >= 0); "
+            f"received {tolerance!r}. Write e.g. coordinates = 1e-3."
+        )
+    for key in tolerance:
+        if key not in COMPONENTS:
+            raise InvalidSpec(
+                f"{where}: unknown component {key!r}: expected one of "
+                f"{', '.join(COMPONENTS)}." + did_you_mean(str(key), COMPONENTS)
             )
-        except (TypeError, ValueError, AttributeError):
-            raise _fail(where, "anchor-sizes", '"W,H" entries', item, fix) from None
-        if len(pair) != 2:
-            raise _fail(where, "anchor-sizes", '"W,H" entries', item, fix)
-        sizes.append((pair[0], pair[1]))
-    return tuple(sizes)
-
-
-def _components(where: str, value: Any) -> dict[str, str]:
-    from lossaudit.components import MAPPABLE as ROLES
-
-    fix = 'Write component = ["xy_loss=coordinates"] or component = { xy_loss = "coordinates" }.'
-    if isinstance(value, dict):
-        pairs = list(value.items())
-    elif isinstance(value, list) and all(isinstance(v, str) and "=" in v for v in value):
-        pairs = [tuple(v.split("=", 1)) for v in value]
-    else:
-        raise _fail(where, "component", "NAME=ROLE strings or a table", value, fix)
-    out = {}
-    for name, role in pairs:
-        if role not in ROLES:
-            raise _fail(
-                where,
-                f"component {name}",
-                " | ".join(ROLES),
-                role,
-                fix + did_you_mean(str(role), ROLES),
-            )
-        out[str(name)] = str(role)
-    return out
 
 
 def validate_table(
@@ -146,18 +85,20 @@ def validate_table(
 ) -> tuple[LossConfig, ...]:
     """Check every key of a ``[tool.lossaudit]`` table, its settings and its losses; return the
     losses. Errors name the file and key and list what is allowed."""
-    from lossaudit.settings import resolve
-
     for key in table:
         if key not in TOP_KEYS:
-            raise InvalidSpec(
-                f"{source} [tool.lossaudit]: unknown key {key!r}: expected one of {', '.join(TOP_KEYS)}."
-                + did_you_mean(key, TOP_KEYS)
-            )
+            raise unknown_key(f"{source} [tool.lossaudit]", key, TOP_KEYS)
     try:
         resolve(None, environ={}, config=table)
     except InvalidSpec as exc:
         raise InvalidSpec(f"{source} [tool.lossaudit]: {exc}") from None
+    if "baseline" in table and not isinstance(table["baseline"], str):
+        raise InvalidSpec(
+            f"{source} [tool.lossaudit] baseline: expected a path (a string); received "
+            f'{table["baseline"]!r}. Write e.g. baseline = "lossaudit-baseline.json".'
+        )
+    if "tolerance" in table:
+        _check_tolerance(table["tolerance"], source)
     return parse_losses(table, source=source)
 
 
@@ -174,59 +115,25 @@ def parse_losses(
     out = []
     for index, entry in enumerate(losses, start=1):
         where = f"{source} [[tool.lossaudit.losses]] #{index}"
-        for key in entry:
-            if key not in LOSS_KEYS:
-                raise InvalidSpec(
-                    f"{where}: unknown key {key!r}: expected one of {', '.join(LOSS_KEYS)}."
-                    + did_you_mean(key, LOSS_KEYS)
-                )
+        options = LossOptions.from_table(entry, where=where, also=("target",))
         target = entry.get("target")
         if not isinstance(target, str) or ":" not in target:
-            raise _fail(
-                where,
-                "target",
-                '"path/to/file.py:name" or "package.module:name"',
-                target,
-                "Name the loss to audit.",
+            raise InvalidSpec(
+                f'{where}: target: expected "path/to/file.py:name" or "package.module:name"; '
+                f"received {target!r}. Name the loss to audit."
             )
-        defaults = GridSpec()
-        h, w = _grid(where, entry["grid"]) if "grid" in entry else (defaults.H, defaults.W)
-        spec = GridSpec(
-            batch=_positive(where, "batch", entry.get("batch", defaults.batch)),
-            H=h,
-            W=w,
-            anchors=_positive(where, "anchors", entry.get("anchors", defaults.anchors)),
-            classes=_positive(where, "classes", entry.get("classes", defaults.classes)),
-        )
-        d = Codec()
-        codec = Codec(
-            xy=_choice(where, "xy", entry.get("xy", d.xy), XY_CHOICES),  # type: ignore[arg-type]
-            wh=_choice(where, "wh", entry.get("wh", d.wh), WH_CHOICES),  # type: ignore[arg-type]
-            obj=_choice(where, "obj", entry.get("obj", d.obj), OBJ_CHOICES),  # type: ignore[arg-type]
-            cls=_choice(where, "cls", entry.get("cls", d.cls), CLS_CHOICES),  # type: ignore[arg-type]
-            anchor_sizes=_anchor_sizes(where, entry["anchor-sizes"])
-            if "anchor-sizes" in entry
-            else (),
-        )
-        try:
-            codec.check_against(spec)
-        except InvalidSpec as exc:
-            raise InvalidSpec(f"{where}: {exc}") from None
-        out.append(
-            LossConfig(
-                target=target,
-                spec=spec,
-                codec=codec,
-                components=_components(where, entry["component"]) if "component" in entry else {},
-                reduction=_choice(
-                    where, "reduction", entry.get("reduction", "auto"), ("auto", "sum", "mean")
-                ),
-                origin=where,
-            )
-        )
+        out.append(LossConfig(target=target, options=options, origin=where))
     return tuple(out)
+
+
+def load_project(directory: Any = None, *, filename: str = "pyproject.toml") -> Project:
+    """Read and check ``[tool.lossaudit]`` of ``filename`` in ``directory`` (default: the current
+    directory's ``pyproject.toml``): the one reader behind every command and the pytest plugin,
+    so a misspelt key is refused everywhere alike."""
+    table = load_config(directory, filename=filename)
+    return Project(table, validate_table(table, source=filename))
 
 
 def configured_losses(directory: Any = None) -> tuple[LossConfig, ...]:
     """The losses configured in ``pyproject.toml`` of ``directory`` (default: current directory)."""
-    return parse_losses(load_config(directory))
+    return load_project(directory).losses

@@ -17,12 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from lossaudit import scenarios as sc
-from lossaudit.components import COMPONENTS
-from lossaudit.config import LossConfig, validate_table
-from lossaudit.errors import InvalidSpec, LossError, did_you_mean
+from lossaudit.config import LossConfig, load_project
+from lossaudit.errors import InvalidSpec, LossError
 from lossaudit.jsonable import jsonable
 from lossaudit.report import Report
-from lossaudit.settings import Settings, load_config, resolve
+from lossaudit.settings import Settings, resolve
 from lossaudit.spec import Codec, GridSpec, Obj, Scene
 
 __all__ = [
@@ -66,28 +65,14 @@ def load_gate(config: str | Path | None = None) -> GateConfig:
             f"no configuration: expected a pyproject.toml with [tool.lossaudit]; received {str(path)!r}. "
             "Create one (see the README's CI gate section) or pass --config FILE."
         )
-    table = load_config(path.parent, filename=path.name)
-    losses = validate_table(table, source=path.name)
+    project = load_project(path.parent, filename=path.name)
+    table, losses = project.table, project.losses
     if not losses:
         raise InvalidSpec(
             f"{path.name}: no losses configured: expected at least one [[tool.lossaudit.losses]] table "
             'with a target; received none. Add one, e.g. target = "my_pkg/losses.py:yolo_loss".'
         )
-    tolerance = table.get("tolerance", {})
-    if not isinstance(tolerance, dict) or not all(
-        isinstance(v, int | float) and not isinstance(v, bool) and v >= 0
-        for v in tolerance.values()
-    ):
-        raise InvalidSpec(
-            f"{path.name} [tool.lossaudit.tolerance]: expected component = relative tolerance (a number >= 0); "
-            f"received {tolerance!r}. Write e.g. coordinates = 1e-3."
-        )
-    for key in tolerance:
-        if key not in COMPONENTS:
-            raise InvalidSpec(
-                f"{path.name} [tool.lossaudit.tolerance]: unknown component {key!r}: expected one of "
-                f"{', '.join(COMPONENTS)}." + did_you_mean(str(key), COMPONENTS)
-            )
+    tolerance = table.get("tolerance", {})  # checked by load_project
     baseline = path.parent / str(table.get("baseline", "lossaudit-baseline.json"))
     return GateConfig(
         path, losses, baseline, {str(k): float(v) for k, v in tolerance.items()}, table
@@ -131,9 +116,10 @@ def measure(loss: Any, cfg: LossConfig) -> dict[str, dict[str, float]]:
     """Every component's value on every canonical scene: ``{scene: {component: value}}``."""
     from lossaudit.adapter import Adapter
 
-    adapter = Adapter(loss, components=cfg.components)
+    options = cfg.options
+    adapter = Adapter(loss, components=options.components)
     out: dict[str, dict[str, float]] = {}
-    for name, case in canonical_cases(cfg.spec, cfg.codec):
+    for name, case in canonical_cases(options.spec, options.codec):
         try:
             out[name] = dict(adapter.evaluate(case).values)
         except LossError as exc:
@@ -145,17 +131,7 @@ def baseline_document(entries: dict[str, tuple[LossConfig, dict[str, dict[str, f
     doc = {
         "schema_version": BASELINE_VERSION,
         "losses": {
-            target: {
-                "spec": cfg.spec.__dict__,
-                "codec": {
-                    "xy": cfg.codec.xy,
-                    "wh": cfg.codec.wh,
-                    "obj": cfg.codec.obj,
-                    "cls": cfg.codec.cls,
-                    "anchor_sizes": [list(p) for p in cfg.codec.anchor_sizes],
-                },
-                "values": jsonable(values),
-            }
+            target: {**cfg.options.record(), "values": jsonable(values)}
             for target, (cfg, values) in entries.items()
         },
     }
@@ -294,14 +270,14 @@ def run_check(
     doc = read_baseline(gate.baseline)
     reports, drifts = [], []
     for cfg in gate.losses:
-        loss = loader(cfg.target)
+        loss, options = loader(cfg.target), cfg.options
         reports.append(
             audit(
                 loss,
-                cfg.spec,
-                cfg.codec,
-                settings=settings.replace(reduction=cfg.reduction),
-                components=cfg.components,
+                options.spec,
+                options.codec,
+                settings=settings.replace(reduction=options.reduction),
+                components=options.components,
                 target=cfg.target,
                 analyse_loss=analyse,
             )

@@ -26,15 +26,16 @@ from typing import Any
 
 import pytest
 
-from lossaudit.config import LossConfig, parse_losses, validate_table
+from lossaudit.config import LossConfig, Project, load_project
 from lossaudit.errors import LossAuditError
-from lossaudit.settings import PROFILES, load_config, resolve
+from lossaudit.options import LossOptions
+from lossaudit.settings import PROFILES, resolve
 from lossaudit.spec import Codec, GridSpec
 
 __all__ = ["AuditedLoss", "LossAuditFailure", "LossAuditWarning", "audit_loss"]
 
 
-_CONFIGURED = pytest.StashKey[tuple[LossConfig, ...]]()
+_PROJECT = pytest.StashKey[Project]()
 
 
 class LossAuditWarning(UserWarning):
@@ -50,63 +51,54 @@ class AuditedLoss:
     """A loss to audit from pytest; build it with :func:`audit_loss`."""
 
     target: str | Callable[..., Any]
-    spec: GridSpec = field(default_factory=GridSpec)
-    codec: Codec = field(default_factory=Codec)
-    components: Mapping[str, str] = field(default_factory=dict)
-    reduction: str = "auto"
+    options: LossOptions = field(default_factory=LossOptions)
     only: tuple[str, ...] = ()
+
+    @property
+    def spec(self) -> GridSpec:
+        return self.options.spec
+
+    @property
+    def codec(self) -> Codec:
+        return self.options.codec
+
+    @property
+    def components(self) -> Mapping[str, str]:
+        return self.options.components
+
+    @property
+    def reduction(self) -> str:
+        return self.options.reduction
 
 
 def audit_loss(
-    target: str | Callable[..., Any],
-    *,
-    grid: int | str | tuple[int, int] | None = None,
-    anchors: int | None = None,
-    classes: int | None = None,
-    batch: int | None = None,
-    xy: str = "sigmoid",
-    wh: str = "exp",
-    obj: str = "sigmoid",
-    cls: str = "softmax",
-    anchor_sizes: Iterable[tuple[float, float] | str] = (),
-    components: Mapping[str, str] | Iterable[str] | None = None,
-    reduction: str = "auto",
-    only: Iterable[str] = (),
+    target: str | Callable[..., Any], *, only: Iterable[str] = (), **options: Any
 ) -> AuditedLoss:
     """Declare a loss for pytest to audit; assign the result to a module-level name.
 
     ``target`` is ``"path/to/file.py:name"``, ``"package.module:name"`` or the loss itself. The
-    keywords are ``lossaudit report``'s flags, in the forms ``[[tool.lossaudit.losses]]`` takes
-    too (``anchor_sizes=["0.1,0.1"]``, ``components=["xy_loss=coordinates"]``) or as Python
-    values (``(0.1, 0.1)``, ``{"xy_loss": "coordinates"}``). ``only`` limits the properties
-    collected.
+    keywords are ``lossaudit report``'s loss options (:data:`lossaudit.options.OPTIONS`), the
+    flags spelt with underscores (``anchor_sizes`` for ``--anchor-sizes``; ``components`` for
+    ``--component``), in the forms ``[[tool.lossaudit.losses]]`` takes too (``grid="13x9"``,
+    ``anchor_sizes=["0.1,0.1"]``, ``components=["xy_loss=coordinates"]``) or as Python values
+    (``grid=(13, 9)``, ``anchor_sizes=[(0.1, 0.1)]``, ``components={"xy_loss": "coordinates"}``);
+    ``None`` keeps the default. ``only`` limits the properties collected.
 
     Example:
         >>> yolo_loss = audit_loss("my_pkg.losses:yolo_loss", grid="13x9", classes=4)
     """
-    # The same keys as a [[tool.lossaudit.losses]] table, checked by the same code.
-    entry: dict[str, Any] = {"target": target if isinstance(target, str) else "<callable>:loss"}
-    for key, value in (
-        ("grid", f"{grid[0]}x{grid[1]}" if isinstance(grid, tuple) else grid),
-        ("anchors", anchors),
-        ("classes", classes),
-        ("batch", batch),
-        ("xy", xy),
-        ("wh", wh),
-        ("obj", obj),
-        ("cls", cls),
-        ("anchor-sizes", [list(p) if not isinstance(p, str) else p for p in anchor_sizes] or None),
-        ("component", dict(components) if isinstance(components, Mapping) else components),
-        ("reduction", reduction),
-    ):
-        if value is not None:
-            entry[key] = value
-    (loss,) = parse_losses({"losses": [entry]}, source="audit_loss()")
-    return AuditedLoss(target, loss.spec, loss.codec, loss.components, loss.reduction, tuple(only))
+    return AuditedLoss(target, LossOptions.from_keywords(options), tuple(only))
 
 
 def _from_config(loss: LossConfig) -> AuditedLoss:
-    return AuditedLoss(loss.target, loss.spec, loss.codec, loss.components, loss.reduction)
+    return AuditedLoss(loss.target, loss.options)
+
+
+def _project(config: pytest.Config) -> Project:
+    """``[tool.lossaudit]`` of the root directory, read and checked once per session."""
+    if _PROJECT not in config.stash:
+        config.stash[_PROJECT] = load_project(config.rootpath)
+    return config.stash[_PROJECT]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -135,7 +127,7 @@ def pytest_configure(config: pytest.Config) -> None:
                 f"{config.rootpath}; none found. Add one, or drop --lossaudit."
             )
         try:
-            config.stash[_CONFIGURED] = validate_table(load_config(path.parent), source=path.name)
+            _project(config)
         except LossAuditError as exc:
             raise pytest.UsageError(f"lossaudit: {exc}") from None
         # Collected like a test file, so counts, -k and xdist treat its losses as any other item.
@@ -152,7 +144,7 @@ def _settings(config: pytest.Config, target: str) -> Any:
         seed = int(hyp_seed) if hyp_seed not in (None, "") and str(hyp_seed).isdigit() else None
     settings = resolve(
         config.getoption("lossaudit_profile"),
-        config=load_config(config.rootpath),
+        config=_project(config).table,
         max_examples=config.getoption("lossaudit_max_examples"),
     )
     if not settings.derandomize:
@@ -257,7 +249,7 @@ class ConfiguredLosses(pytest.File):
     """``pyproject.toml`` as a collector of the losses its ``[tool.lossaudit]`` configures."""
 
     def collect(self) -> Iterator[LossCollector]:
-        for loss in self.config.stash[_CONFIGURED]:
+        for loss in _project(self.config).losses:
             yield LossCollector.from_parent(self, name=loss.target, audited=_from_config(loss))
 
 

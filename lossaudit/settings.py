@@ -18,6 +18,9 @@ from lossaudit.errors import did_you_mean, invalid
 if TYPE_CHECKING:
     import hypothesis
 
+#: How a loss may reduce over the batch: ``auto`` accepts a sum or a mean.
+REDUCTIONS = ("auto", "sum", "mean")
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -51,10 +54,10 @@ class Settings:
                 f"max_examples={self.max_examples!r}",
                 "Use at least 1 example per property.",
             )
-        if self.reduction not in ("auto", "sum", "mean"):
+        if self.reduction not in REDUCTIONS:
             raise invalid(
                 "Settings.reduction is unknown",
-                "auto | sum | mean",
+                " | ".join(REDUCTIONS),
                 f"reduction={self.reduction!r}",
                 "Declare how the loss reduces over the batch, or leave it on auto.",
             )
@@ -132,7 +135,8 @@ def load_config(
     directory: str | os.PathLike[str] | None = None, *, filename: str = "pyproject.toml"
 ) -> dict[str, Any]:
     """The ``[tool.lossaudit]`` table of ``filename`` in ``directory`` (default: the current
-    directory's ``pyproject.toml``), or ``{}`` when there is none. Known keys are type-checked."""
+    directory's ``pyproject.toml``), or ``{}`` when there is none. The settings' keys are
+    type-checked here; :func:`lossaudit.config.load_project` checks the whole table."""
     import tomllib
     from pathlib import Path
 

@@ -135,7 +135,7 @@ def test_a_failing_zoo_loss_prints_the_house_failure_format():
         (["report", "--xy", "sigmod"], "Did you mean 'sigmoid'"),
         (["report", "--grid", "3y4"], "expected H or HxW"),
         (["report", "--anchors", "0"], "expected a positive integer"),
-        (["report", "--component", "xy=coords"], "expected NAME=ROLE"),
+        (["report", "--component", "xy=coords"], "received xy='coords'"),
         (["report", "--anchor-sizes", "0.2,0.2"], "one per anchor"),
         (["report", "--only", "coordinates.finit"], "Did you mean 'coordinates.finite'"),
         (["report", "--out", "/no/such/dir/r.json"], "existing directory"),
@@ -215,3 +215,12 @@ def test_html_report_with_tensorboard_logs(tmp_path):
     ):
         assert part in text, part
     assert text.count("<svg") >= 5
+
+
+def test_report_refuses_a_misspelt_config_key_as_check_does(tmp_path):
+    (tmp_path / "pyproject.toml").write_text('[tool.lossaudit]\nprofle = "ci"\n')
+    for command in ("report", "check"):
+        out = run(command, cwd=tmp_path)
+        assert out.returncode == 2, out.stdout + out.stderr
+        assert "unknown key 'profle'" in out.stderr and "Did you mean 'profile'" in out.stderr
+        assert "Traceback" not in out.stderr

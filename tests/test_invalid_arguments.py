@@ -7,10 +7,131 @@ import pytest
 
 from lossaudit import audit, errors
 from lossaudit.adapter import Adapter
+from lossaudit.cli import build_parser
+from lossaudit.config import parse_losses, validate_table
+from lossaudit.options import LossOptions
 from lossaudit.properties import get, select
+from lossaudit.pytest_plugin import audit_loss
 from lossaudit.settings import Settings, get_profile
 from lossaudit.spec import Codec, GridSpec, Obj, Scene
 from lossaudit.targets import load_target
+
+
+def flags(*argv: str):
+    """The loss options of ``lossaudit report ARGV`` (exit code 2 when this raises)."""
+    return lambda: LossOptions.from_cli(build_parser().parse_args(["report", *argv]))
+
+
+def toml(**entry):
+    """One ``[[tool.lossaudit.losses]]`` table; ``anchor_sizes`` is the key ``anchor-sizes``."""
+    entry = {k.replace("_", "-"): v for k, v in entry.items()}
+    return lambda: parse_losses({"losses": [{"target": "a.py:loss", **entry}]})
+
+
+def keywords(**kw):
+    return lambda: audit_loss("a.py:loss", **kw)
+
+
+TOML = "pyproject.toml [[tool.lossaudit.losses]] #1: "
+#: Every loss option, wrong, through each front end: one message, spelt as the user spelt it.
+OPTIONS = [
+    ("--grid", flags("--grid", "3y4"), errors.InvalidSpec, "--grid: expected H or HxW"),
+    ("grid key", toml(grid="3y4"), errors.InvalidSpec, TOML + "grid: expected H or HxW"),
+    ("grid=", keywords(grid=(3, 0)), errors.InvalidSpec, "grid: expected H or HxW"),
+    ("--anchors", flags("--anchors", "0"), errors.InvalidSpec, "--anchors: expected a positive"),
+    ("anchors key", toml(anchors=0), errors.InvalidSpec, "anchors: expected a positive integer"),
+    ("anchors=", keywords(anchors=1.5), errors.InvalidSpec, "received 1.5"),
+    ("--classes", flags("--classes", "two"), errors.InvalidSpec, "received 'two'"),
+    ("classes key", toml(classes=True), errors.InvalidSpec, "classes: expected a positive"),
+    ("classes=", keywords(classes=0), errors.InvalidSpec, "Pass e.g. classes=1"),
+    ("--batch", flags("--batch", "-1"), errors.InvalidSpec, "Pass e.g. --batch 2"),
+    ("batch key", toml(batch=0), errors.InvalidSpec, "Write e.g. batch = 2"),
+    ("batch=", keywords(batch=0), errors.InvalidSpec, "batch: expected a positive integer"),
+    ("--xy", flags("--xy", "sigmod"), errors.InvalidSpec, "Did you mean 'sigmoid'"),
+    ("xy key", toml(xy="sigmod"), errors.InvalidSpec, "Did you mean 'sigmoid'"),
+    ("xy=", keywords(xy="sigmod"), errors.InvalidSpec, "Did you mean 'sigmoid'"),
+    ("--wh", flags("--wh", "log"), errors.InvalidSpec, "identity | exp | square"),
+    ("wh key", toml(wh="log"), errors.InvalidSpec, "identity | exp | square"),
+    ("wh=", keywords(wh="log"), errors.InvalidSpec, "identity | exp | square"),
+    ("--obj", flags("--obj", "softmax"), errors.InvalidSpec, "sigmoid | identity"),
+    ("obj key", toml(obj="softmax"), errors.InvalidSpec, "sigmoid | identity"),
+    ("obj=", keywords(obj="softmax"), errors.InvalidSpec, "sigmoid | identity"),
+    ("--cls", flags("--cls", "softmx"), errors.InvalidSpec, "Did you mean 'softmax'"),
+    ("cls key", toml(cls="softmx"), errors.InvalidSpec, "Did you mean 'softmax'"),
+    ("cls=", keywords(cls="softmx"), errors.InvalidSpec, "Did you mean 'softmax'"),
+    ("--anchor-sizes", flags("--anchor-sizes", "0.2"), errors.InvalidSpec, "received '0.2'"),
+    ("anchor-sizes key", toml(anchor_sizes="0.1,0.1"), errors.InvalidSpec, "W,H pairs"),
+    ("anchor_sizes=", keywords(anchor_sizes=[(0, 0.2)]), errors.InvalidSpec, "in (0, 10]"),
+    (
+        "--anchor-sizes count",
+        flags("--anchors", "3", "--anchor-sizes", "0.1,0.1"),
+        errors.InvalidSpec,
+        "expected 3 W,H pairs, one per anchor (--anchors is 3)",
+    ),
+    (
+        "anchor-sizes key count",
+        toml(anchor_sizes=["0.1,0.1"]),
+        errors.InvalidSpec,
+        "expected 2 W,H pairs, one per anchor (anchors is 2)",
+    ),
+    (
+        "anchor_sizes= count",
+        keywords(anchors=1, anchor_sizes=["0.1,0.1", "0.2,0.2"]),
+        errors.InvalidSpec,
+        "expected 1 W,H pairs, one per anchor (anchors is 1); received 2 pairs",
+    ),
+    (
+        "--component",
+        flags("--component", "xy=coords"),
+        errors.InvalidArgument,
+        "--component: 'xy' is mapped to an unknown role",
+    ),
+    (
+        "component key",
+        toml(component=["xy=coords"]),
+        errors.InvalidArgument,
+        TOML + "component: 'xy' is mapped to an unknown role",
+    ),
+    (
+        "components=",
+        keywords(components={"xy": "coords"}),
+        errors.InvalidArgument,
+        "audit_loss(): components: 'xy' is mapped to an unknown role",
+    ),
+    ("--reduction", flags("--reduction", "avg"), errors.InvalidSpec, "auto | sum | mean"),
+    ("reduction key", toml(reduction="avg"), errors.InvalidSpec, "auto | sum | mean"),
+    ("reduction=", keywords(reduction="avg"), errors.InvalidSpec, "auto | sum | mean"),
+    (
+        "misspelt loss key",
+        toml(clases=3),
+        errors.InvalidSpec,
+        "unknown key 'clases': expected one of target, grid, anchors, classes",
+    ),
+    (
+        "misspelt keyword",
+        keywords(anchor_size=[]),
+        errors.InvalidArgument,
+        "unknown keyword 'anchor_size'",
+    ),
+    (
+        "misspelt top-level key",
+        lambda: validate_table({"profle": "ci"}),
+        errors.InvalidSpec,
+        "[tool.lossaudit]: unknown key 'profle'",
+    ),
+    (
+        "target without name",
+        toml(target="losses.py"),
+        errors.InvalidSpec,
+        "#1: target: expected",
+    ),
+    (
+        "misspelt tolerance",
+        lambda: validate_table({"tolerance": {"coordinate": 1e-3}}),
+        errors.InvalidSpec,
+        "Did you mean 'coordinates'",
+    ),
+]
 
 CASES = [
     ("grid batch 0", lambda: GridSpec(batch=0), errors.InvalidSpec, "batch=0"),
@@ -130,6 +251,7 @@ CASES = [
         errors.TargetError,
         "not a loss",
     ),
+    *OPTIONS,
 ]
 
 

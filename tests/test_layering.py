@@ -13,6 +13,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "lossaudit"
 STAGES = [
     {"errors", "settings", "components", "status", "jsonable"},
     {"spec"},
+    {"options"},
     {"strategies", "scenarios"},
     {"adapter", "harness", "calling"},
     {"properties"},

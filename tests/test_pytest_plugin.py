@@ -191,3 +191,10 @@ def test_a_bad_top_level_key_is_a_usage_error_with_the_flag(pytester):
     result = pytester.runpytest("-n", "0", "--lossaudit")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*unknown key 'profil'*Did you mean 'profile'*"])
+
+
+def test_a_misspelt_key_fails_audit_loss_items_as_it_fails_the_commands(project):
+    project.makepyprojecttoml('[tool.lossaudit]\nprofle = "ci"\n')
+    result = project.runpytest("-n", "0", "-k", "good and pure")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*unknown key 'profle'*Did you mean 'profile'*"])

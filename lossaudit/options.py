@@ -1,0 +1,455 @@
+"""The loss options: one table read by every front end and written back by the reproduce line.
+
+Each :class:`Option` is spelt three ways, by one rule: the ``lossaudit report`` flag
+``--anchor-sizes``, the ``[[tool.lossaudit.losses]]`` key ``anchor-sizes`` and the
+``audit_loss(...)`` keyword ``anchor_sizes`` (dashes become underscores; ``--component`` is the
+keyword ``components``, since it takes the whole mapping). One parser per option accepts what
+the command line gives (text) and what TOML or Python gives (numbers, lists, tables), so a value
+is validated once, with one message whichever front end it came from.
+
+:class:`LossOptions` is the result: the built :class:`~lossaudit.spec.GridSpec` and
+:class:`~lossaudit.spec.Codec`, the component mapping and the declared reduction.
+
+- :meth:`LossOptions.from_cli`: a parsed ``argparse`` namespace (see :func:`add_arguments`);
+- :meth:`LossOptions.from_table`: one ``[[tool.lossaudit.losses]]`` table;
+- :meth:`LossOptions.from_keywords`: ``audit_loss(...)`` keywords;
+- :meth:`LossOptions.to_flags`: the flags that rebuild it (non-defaults only), for reproduce lines.
+
+Adding an option is one entry in :data:`OPTIONS` (plus where its value goes in :func:`_build`):
+the CLI help, the TOML and keyword validation and the reproduce line all iterate the table.
+
+Example:
+    >>> opts = LossOptions.from_table({"grid": "13x9", "cls": "sigmoid"}, where="pyproject.toml")
+    >>> opts.spec.H, opts.spec.W, opts.to_flags()
+    (13, 9, ['--grid', '13x9', '--cls', 'sigmoid'])
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shlex
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from numbers import Integral, Real
+from typing import TYPE_CHECKING, Any, Literal
+
+from lossaudit.components import MAPPABLE, check_mapping
+from lossaudit.errors import InvalidArgument, InvalidSpec, LossAuditError, did_you_mean
+from lossaudit.settings import REDUCTIONS
+from lossaudit.spec import CLS_CHOICES, OBJ_CHOICES, WH_CHOICES, XY_CHOICES, Codec, GridSpec
+
+if TYPE_CHECKING:
+    import argparse
+
+__all__ = ["OPTIONS", "LossOptions", "Option", "add_arguments", "unknown_key"]
+
+
+class _Rejected(Exception):
+    """A parser's verdict on one value; the caller words it for the front end it came from."""
+
+    def __init__(self, expected: str, received: Any, hint: str = ""):
+        super().__init__(expected)
+        self.expected, self.received, self.hint = expected, received, hint
+
+
+@dataclass(frozen=True)
+class Option:
+    """One loss option: its name, how to read it, its default and how to write it back.
+
+    ``parse(value, name)`` takes the command line's text or a TOML/Python value and returns
+    the option's value (``name``: the option as the user spelt it, for messages); ``get``
+    reads that value back from a :class:`LossOptions`; ``words`` turns it into command-line
+    words. ``example`` is a TOML/Python value shown in the "how to fix" part of messages.
+    """
+
+    name: str
+    parse: Callable[[Any, str], Any]
+    default: Any
+    help: str
+    get: Callable[[LossOptions], Any]
+    words: Callable[[Any], list[str]]
+    group: str
+    metavar: str
+    example: Any
+    #: ``one`` value per flag, ``several`` after one flag, or a ``repeat``-able flag.
+    arity: Literal["one", "several", "repeat"] = "one"
+    #: The ``audit_loss`` keyword, when it is not the name with dashes as underscores.
+    keyword: str = ""
+
+    @property
+    def flag(self) -> str:
+        return f"--{self.name}"
+
+    @property
+    def dest(self) -> str:
+        """The ``audit_loss`` keyword, also the ``argparse`` destination."""
+        return self.keyword or self.name.replace("-", "_")
+
+    def flags(self, value: Any) -> list[str]:
+        """The command-line arguments that give this option ``value``."""
+        words = self.words(value)
+        if self.arity == "repeat":
+            return [w for word in words for w in (self.flag, word)]
+        return [self.flag, *words]
+
+
+# -- parsers: command-line text or a TOML/Python value -> the option's value ------------------
+def _integer(value: Any) -> int | None:
+    if isinstance(value, str):
+        try:
+            return int(value)
+        except ValueError:
+            return None
+    if isinstance(value, Integral) and not isinstance(value, bool):
+        return int(value)
+    return None
+
+
+def _grid(value: Any, name: str) -> tuple[int, int]:
+    if isinstance(value, str):
+        parts: list[Any] = value.lower().replace("*", "x").split("x")
+    elif isinstance(value, list | tuple):
+        parts = list(value)
+    else:
+        parts = [value]
+    sizes = [_integer(p) for p in parts]
+    if len(sizes) not in (1, 2) or any(s is None or s < 1 for s in sizes):
+        raise _Rejected("H or HxW with positive integers (e.g. 13 or 13x9)", value)
+    return (sizes[0], sizes[-1])  # type: ignore[return-value]
+
+
+def _positive(value: Any, name: str) -> int:
+    number = _integer(value)
+    if number is None or number < 1:
+        raise _Rejected("a positive integer", value)
+    return number
+
+
+def _choice(choices: tuple[str, ...]) -> Callable[[Any, str], str]:
+    def parse(value: Any, name: str) -> str:
+        if value not in choices:
+            raise _Rejected(" | ".join(choices), value, did_you_mean(str(value), choices))
+        return value
+
+    return parse
+
+
+def _pair(item: Any) -> tuple[float, float] | None:
+    try:
+        if isinstance(item, str):
+            pair = tuple(float(v) for v in item.split(","))
+        elif isinstance(item, list | tuple) and all(
+            isinstance(v, Real) and not isinstance(v, bool) for v in item
+        ):
+            pair = tuple(float(v) for v in item)
+        else:
+            return None
+    except ValueError:
+        return None
+    if len(pair) != 2 or not all(math.isfinite(v) and 0 < v <= 10 for v in pair):
+        return None
+    return pair  # type: ignore[return-value]
+
+
+def _anchor_sizes(value: Any, name: str) -> tuple[tuple[float, float], ...]:
+    expected = "W,H pairs of image fractions in (0, 10], one per anchor (e.g. 0.2,0.3)"
+    if not isinstance(value, list | tuple):
+        raise _Rejected(expected, value)
+    sizes = []
+    for item in value:
+        pair = _pair(item)
+        if pair is None:
+            raise _Rejected(expected, item)
+        sizes.append(pair)
+    return tuple(sizes)
+
+
+def _components(value: Any, name: str) -> dict[str, str]:
+    return check_mapping(value, source=name)
+
+
+def _text(value: Any) -> list[str]:
+    return [str(value)]
+
+
+_SPEC, _CODEC = GridSpec(), Codec()
+_GRID = "grid"
+_ACTIVATIONS = "codec: the activations the loss applies to raw outputs"
+
+
+def _count(name: str, metavar: str, what: str) -> Option:
+    default = getattr(_SPEC, name)
+    return Option(
+        name,
+        _positive,
+        default,
+        f"{what} (default {default})",
+        get=lambda o: getattr(o.spec, name),
+        words=_text,
+        group=_GRID,
+        metavar=metavar,
+        example=default,
+    )
+
+
+def _activation(name: str, choices: tuple[str, ...], what: str) -> Option:
+    default = getattr(_CODEC, name)
+    return Option(
+        name,
+        _choice(choices),
+        default,
+        f"{what} (default {default})",
+        get=lambda o: getattr(o.codec, name),
+        words=_text,
+        group=_ACTIVATIONS,
+        metavar="{" + ",".join(choices) + "}",
+        example=default,
+    )
+
+
+#: Every loss option, in the order of ``--help`` and of the reproduce line.
+OPTIONS: dict[str, Option] = {
+    o.name: o
+    for o in (
+        Option(
+            "grid",
+            _grid,
+            (_SPEC.H, _SPEC.W),
+            f"grid size (default {_SPEC.H}x{_SPEC.W})",
+            get=lambda o: (o.spec.H, o.spec.W),
+            words=lambda hw: [f"{hw[0]}x{hw[1]}" if hw[0] != hw[1] else str(hw[0])],
+            group=_GRID,
+            metavar="H|HxW",
+            example="13x9",
+        ),
+        _count("anchors", "B", "anchors per cell"),
+        _count("classes", "C", "number of classes"),
+        _count("batch", "N", "images per batch"),
+        _activation("xy", XY_CHOICES, "centre offsets"),
+        _activation("wh", WH_CHOICES, "box sizes"),
+        _activation("obj", OBJ_CHOICES, "objectness"),
+        _activation("cls", CLS_CHOICES, "classes"),
+        Option(
+            "anchor-sizes",
+            _anchor_sizes,
+            (),
+            "one W,H per anchor as image fractions (default 1.0 each)",
+            get=lambda o: o.codec.anchor_sizes,
+            words=lambda sizes: [f"{w!r},{h!r}" for w, h in sizes],
+            group=_ACTIVATIONS,
+            metavar="W,H",
+            example=["0.1,0.1", "0.3,0.3"],
+            arity="several",
+        ),
+        Option(
+            "component",
+            _components,
+            {},
+            f"map a reported component name to a role ({', '.join(MAPPABLE)}); repeatable",
+            get=lambda o: dict(o.components),
+            words=lambda mapping: [f"{n}={r}" for n, r in mapping.items()],
+            group=_ACTIVATIONS,
+            metavar="NAME=ROLE",
+            example=["xy_loss=coordinates"],
+            arity="repeat",
+            keyword="components",
+        ),
+        Option(
+            "reduction",
+            _choice(REDUCTIONS),
+            "auto",
+            "how the loss reduces over the batch (default auto: a sum or a mean)",
+            get=lambda o: o.reduction,
+            words=_text,
+            group=_ACTIVATIONS,
+            metavar="{" + ",".join(REDUCTIONS) + "}",
+            example="auto",
+        ),
+    )
+}
+
+
+@dataclass(frozen=True)
+class _Source:
+    """Where values came from, so a message names the option as the user spelt it."""
+
+    where: str
+    kind: Literal["cli", "table", "keywords"]
+
+    def name(self, option: Option) -> str:
+        return {"cli": option.flag, "table": option.name, "keywords": option.dest}[self.kind]
+
+    def label(self, option: Option) -> str:
+        return f"{self.where}: {self.name(option)}" if self.where else self.name(option)
+
+    def example(self, option: Option) -> str:
+        if self.kind == "cli":
+            return "Pass e.g. " + shlex.join(option.flags(option.parse(option.example, "")))
+        if self.kind == "table":
+            return f"Write e.g. {option.name} = {json.dumps(option.example)}"
+        return f"Pass e.g. {option.dest}={option.example!r}"
+
+    def reject(
+        self, option: Option, expected: str, received: str, fix: str | None = None
+    ) -> InvalidSpec:
+        fix = f"{self.example(option)}." if fix is None else fix
+        return InvalidSpec(f"{self.label(option)}: expected {expected}; received {received}. {fix}")
+
+    def parse(self, option: Option, value: Any) -> Any:
+        try:
+            return option.parse(value, self.name(option))
+        except _Rejected as bad:
+            fix = f"{self.example(option)}.{bad.hint}"
+            raise self.reject(option, bad.expected, repr(bad.received), fix) from None
+        except LossAuditError as exc:  # a check shared with other callers (check_mapping)
+            if not self.where:
+                raise
+            raise type(exc)(f"{self.where}: {exc}") from None
+
+
+def unknown_key(
+    where: str,
+    key: str,
+    allowed: Iterable[str],
+    *,
+    kind: str = "key",
+    cls: type[LossAuditError] = InvalidSpec,
+) -> LossAuditError:
+    """The one message for a misspelt key or keyword, with close matches."""
+    allowed = list(allowed)
+    return cls(
+        f"{where}: unknown {kind} {key!r}: expected one of {', '.join(allowed)}. "
+        f"Fix its spelling or remove it.{did_you_mean(str(key), allowed)}"
+    )
+
+
+@dataclass(frozen=True)
+class LossOptions:
+    """The loss options of one audit, validated: grid spec, codec, component mapping, reduction.
+
+    Build it with :meth:`from_cli`, :meth:`from_table` or :meth:`from_keywords`; equal options
+    compare equal whichever front end they came from.
+    """
+
+    spec: GridSpec = field(default_factory=GridSpec)
+    codec: Codec = field(default_factory=Codec)
+    components: dict[str, str] = field(default_factory=dict)
+    reduction: str = "auto"
+
+    @classmethod
+    def from_cli(cls, namespace: argparse.Namespace) -> LossOptions:
+        """From ``argparse`` values added by :func:`add_arguments` (``None``: not given)."""
+        values = {name: getattr(namespace, o.dest, None) for name, o in OPTIONS.items()}
+        given = {name: value for name, value in values.items() if value is not None}
+        return _collect(_Source("", "cli"), given)
+
+    @classmethod
+    def from_table(
+        cls, table: Mapping[str, Any], *, where: str, also: Iterable[str] = ()
+    ) -> LossOptions:
+        """From one ``[[tool.lossaudit.losses]]`` table; ``also`` names keys the caller reads
+        (such as ``target``), every other unknown key is refused with close matches."""
+        allowed = (*also, *OPTIONS)
+        for key in table:
+            if key not in allowed:
+                raise unknown_key(where, key, allowed)
+        given = {k: v for k, v in table.items() if k in OPTIONS}
+        return _collect(_Source(where, "table"), given)
+
+    @classmethod
+    def from_keywords(
+        cls, keywords: Mapping[str, Any], *, where: str = "audit_loss()"
+    ) -> LossOptions:
+        """From ``audit_loss(...)`` keywords (``None``: not given)."""
+        by_keyword = {option.dest: option for option in OPTIONS.values()}
+        for key in keywords:
+            if key not in by_keyword:
+                raise unknown_key(where, key, by_keyword, kind="keyword", cls=InvalidArgument)
+        given = {by_keyword[k].name: v for k, v in keywords.items() if v is not None}
+        return _collect(_Source(where, "keywords"), given)
+
+    def to_flags(self) -> list[str]:
+        """The ``lossaudit report`` flags that rebuild these options (non-defaults only).
+
+        Example:
+            >>> LossOptions(GridSpec(H=5, W=5, anchors=1), Codec(cls="sigmoid")).to_flags()
+            ['--grid', '5', '--anchors', '1', '--cls', 'sigmoid']
+        """
+        flags: list[str] = []
+        for option in OPTIONS.values():
+            value = option.get(self)
+            if value != option.default:
+                flags += option.flags(value)
+        return flags
+
+    def record(self) -> dict[str, Any]:
+        """The grid spec and codec as plain data, as a baseline file stores them."""
+        return {
+            "spec": {k: getattr(self.spec, k) for k in ("batch", "H", "W", "anchors", "classes")},
+            "codec": {
+                "xy": self.codec.xy,
+                "wh": self.codec.wh,
+                "obj": self.codec.obj,
+                "cls": self.codec.cls,
+                "anchor_sizes": [list(p) for p in self.codec.anchor_sizes],
+            },
+        }
+
+
+def _collect(source: _Source, given: Mapping[str, Any]) -> LossOptions:
+    """Parse every given option (the rest take their defaults), check them against each other
+    and build the result."""
+    values = {
+        name: source.parse(option, given[name]) if name in given else option.default
+        for name, option in OPTIONS.items()
+    }
+    sizes, anchors = values["anchor-sizes"], values["anchors"]
+    if sizes and len(sizes) != anchors:
+        raise source.reject(
+            OPTIONS["anchor-sizes"],
+            f"{anchors} W,H pairs, one per anchor ({source.name(OPTIONS['anchors'])} is {anchors})",
+            f"{len(sizes)} pair{'s' if len(sizes) != 1 else ''}",
+            "Give one W,H per anchor, or none for 1.0 each.",
+        )
+    try:
+        return _build(values)
+    except InvalidSpec as exc:  # the parsers check each value; this is a backstop
+        raise InvalidSpec(f"{source.where}: {exc}" if source.where else str(exc)) from None
+
+
+def _build(values: Mapping[str, Any]) -> LossOptions:
+    """Where each option's value goes."""
+    h, w = values["grid"]
+    spec = GridSpec(
+        batch=values["batch"],
+        H=h,
+        W=w,
+        anchors=values["anchors"],
+        classes=values["classes"],
+    )
+    codec = Codec(
+        xy=values["xy"],
+        wh=values["wh"],
+        obj=values["obj"],
+        cls=values["cls"],
+        anchor_sizes=values["anchor-sizes"],
+    )
+    return LossOptions(spec, codec, dict(values["component"]), values["reduction"])
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add every option to ``parser``, in argument groups, as text for :meth:`LossOptions.from_cli`
+    to parse (so the command line gets the same checks and messages as the other front ends)."""
+    groups: dict[str, Any] = {}
+    for option in OPTIONS.values():
+        if option.group not in groups:
+            groups[option.group] = parser.add_argument_group(option.group)
+        extra: dict[str, Any] = {}
+        if option.arity == "several":
+            extra["nargs"] = "+"
+        elif option.arity == "repeat":
+            extra["action"] = "append"
+        groups[option.group].add_argument(
+            option.flag, dest=option.dest, metavar=option.metavar, help=option.help, **extra
+        )
