@@ -130,7 +130,7 @@ def check_mapping(mapping: Any, *, source: str = "components") -> dict[str, str]
         ):
             raise invalid(
                 f"{source}: {name!r} is mapped to an unknown role",
-                " | ".join(MAPPABLE),
+                "NAME=ROLE with ROLE one of " + " | ".join(MAPPABLE),
                 f"{name}={role}" if isinstance(name, str) else f"{name!r}={role!r}",
                 "Map each reported name to a canonical role (NAME=ROLE)."
                 + (did_you_mean(role, MAPPABLE) if isinstance(role, str) else ""),
