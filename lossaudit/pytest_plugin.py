@@ -31,6 +31,7 @@ from lossaudit.errors import LossAuditError
 from lossaudit.options import LossOptions
 from lossaudit.settings import PROFILES, resolve
 from lossaudit.spec import Codec, GridSpec
+from lossaudit.status import Status
 
 __all__ = ["AuditedLoss", "LossAuditFailure", "LossAuditWarning", "audit_loss"]
 
@@ -220,12 +221,12 @@ class PropertyItem(pytest.Item):
         if result is None:
             # The whole loss failed before any property ran (it cannot be evaluated at all).
             result = report.results[0]
-        if result.status == "skip":
+        if result.status is Status.SKIP:
             pytest.skip(result.message)
-        if result.status == "warn":
+        if result.status is Status.WARN:
             warnings.warn(LossAuditWarning(render_result(result)), stacklevel=1)
             return
-        if result.status in ("fail", "error"):
+        if result.status in (Status.FAIL, Status.ERROR):
             raise LossAuditFailure(render_result(result))
 
     def reportinfo(self) -> tuple[Path, int | None, str]:

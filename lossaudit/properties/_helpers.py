@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from lossaudit import strategies as ls
 from lossaudit.properties.registry import Context, Outcome
 from lossaudit.spec import CLS0, OBJ_CH, Scene
+from lossaudit.status import Status
 
 #: Absolute and relative tolerance for "unchanged" and "never increases" (float32 sums).
 ATOL = 1e-6
@@ -119,7 +120,7 @@ def path_outcome(
     the anchors the path moves; a failure lists them as its cells.
     """
     out = _path_verdict(values, steps, expected=expected, strict=strict)
-    if out.status == "fail" and moved is not None:
+    if out.status is Status.FAIL and moved is not None:
         return dataclasses.replace(
             out, cells=cells_where(moved), of=int(moved.sum()), of_what=moved_what
         )

@@ -26,6 +26,7 @@ from lossaudit.render.logs import (
     table_rows,
 )
 from lossaudit.report import Report, Result
+from lossaudit.status import Status
 
 __all__ = ["render_html", "render_html_check"]
 
@@ -160,10 +161,10 @@ def _scene_svg(r: Result) -> str:
 
 
 def _failure(r: Result, anchor: str = "") -> str:
-    box = "failure warn-box" if r.status == "warn" else "failure"
+    box = "failure warn-box" if r.status is Status.WARN else "failure"
     parts = [f'<div class="{box}" id="{_e(anchor + r.property)}">']
     parts.append(f"<h3>{_badge(r.status)} <code>{_e(r.property)}</code></h3>")
-    if r.status == "error":
+    if r.status is Status.ERROR:
         parts.append(f"<p><b>Error:</b> {_e(r.message)}</p>")
     if r.expected:
         parts.append(f"<p><b>Expected:</b> {_e(r.expected)}.</p>")
@@ -366,7 +367,7 @@ def _report_body(report: Report, level: int = 1, anchor: str = "") -> list[str]:
         "<th>warnings</th><th>reported as</th><th>problems</th></tr>",
     ]
     for comp, status in report.verdicts().items():
-        if status == "skip":
+        if status is Status.SKIP:
             continue
         mine = [r for r in report.results if r.component == comp]
         n = {k: sum(r.status == k for r in mine) for k in ("pass", "fail", "error", "warn")}
@@ -374,7 +375,7 @@ def _report_body(report: Report, level: int = 1, anchor: str = "") -> list[str]:
         links = ", ".join(
             f"<a href='#{_e(anchor + r.property)}'>{_e(r.property.split('.', 1)[1])}</a>"
             for r in mine
-            if r.status in ("fail", "error", "warn")
+            if r.status in (Status.FAIL, Status.ERROR, Status.WARN)
         )
         parts.append(
             f"<tr><td>{_e(comp)}</td><td>{_badge(status)}</td><td class='num'>{n['pass']}</td>"
@@ -382,7 +383,7 @@ def _report_body(report: Report, level: int = 1, anchor: str = "") -> list[str]:
             f"<td><code>{_e(names)}</code></td><td>{links}</td></tr>"
         )
     parts.append("</table>")
-    problems = [r for r in report.results if r.status in ("error", "fail", "warn")]
+    problems = [r for r in report.results if r.status in (Status.ERROR, Status.FAIL, Status.WARN)]
     if problems:
         parts.append(f"<{h2}>Failures and warnings</{h2}>")
         parts += [_failure(r, anchor) for r in problems]

@@ -6,6 +6,7 @@ import xml.etree.ElementTree as ET
 
 from lossaudit.render.text import render_result
 from lossaudit.report import Report
+from lossaudit.status import Status
 
 
 def render_junit(report: Report, **_: object) -> str:
@@ -30,13 +31,13 @@ def render_junit(report: Report, **_: object) -> str:
             name=r.property,
             time=f"{r.seconds:.3f}",
         )
-        if r.status == "fail":
+        if r.status is Status.FAIL:
             ET.SubElement(case, "failure", message=r.message).text = render_result(r)
-        elif r.status == "error":
+        elif r.status is Status.ERROR:
             ET.SubElement(case, "error", message=r.message).text = render_result(r)
-        elif r.status == "skip":
+        elif r.status is Status.SKIP:
             ET.SubElement(case, "skipped", message=r.message)
-        elif r.status == "warn":
+        elif r.status is Status.WARN:
             ET.SubElement(case, "system-out").text = render_result(r)
     ET.indent(suites)
     return (

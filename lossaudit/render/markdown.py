@@ -6,6 +6,7 @@ from __future__ import annotations
 from lossaudit.render._common import BALANCE_HEADER, balance_table
 from lossaudit.render.logs import LOGS_HEADER, logs_table
 from lossaudit.report import Report, Result
+from lossaudit.status import Status
 
 _BADGE = {
     "error": "❌ error",
@@ -59,7 +60,7 @@ def render_markdown(report: Report, **_: object) -> str:
     ]
     for comp, status in report.verdicts().items():
         mine = [r for r in report.results if r.component == comp]
-        if status == "skip":
+        if status is Status.SKIP:
             continue
         counts = {k: sum(r.status == k for r in mine) for k in ("pass", "fail", "error", "warn")}
         names = ", ".join(f"`{n}`" for n in report.components.get(comp, []))
@@ -67,7 +68,7 @@ def render_markdown(report: Report, **_: object) -> str:
             f"| {comp} | {_BADGE[status]} | {counts['pass']} | {counts['fail'] + counts['error']} | "
             f"{counts['warn']} | {names} |"
         )
-    problems = [r for r in report.results if r.status in ("error", "fail", "warn")]
+    problems = [r for r in report.results if r.status in (Status.ERROR, Status.FAIL, Status.WARN)]
     if problems:
         lines += [""]
         for r in problems:

@@ -8,6 +8,7 @@ from typing import Any
 from lossaudit.render._common import BALANCE_HEADER, balance_table
 from lossaudit.render.logs import logs_table
 from lossaudit.report import Report, Result
+from lossaudit.status import Status
 
 _LABEL = {"error": "ERROR", "fail": "FAILED", "warn": "WARN", "pass": "PASS", "skip": "SKIP"}
 _COLOUR = {"error": "31;1", "fail": "31;1", "warn": "33;1", "pass": "32", "skip": "2"}
@@ -58,7 +59,7 @@ def _counts(results: list[Result]) -> str:
 def _detail(r: Result, width: int, color: bool) -> list[str]:
     """One result in full: expected, observed, offending cells, counterexample, reproduce."""
     lines = [_paint(f"{_LABEL[r.status]} {r.property}", r.status, color)]
-    if r.status == "error":
+    if r.status is Status.ERROR:
         lines += _wrap(f"Error: {r.message}", width, "  ")
     else:
         if r.expected:
@@ -82,11 +83,34 @@ def _detail(r: Result, width: int, color: bool) -> list[str]:
         params = ", ".join(f"{k}={v!r}" for k, v in r.counterexample.params.items())
         if params:
             lines += _wrap(f"drawn = {params}", width, "    ")
-    if r.info and r.status != "pass":
+    if r.info and r.status is not Status.PASS:
         lines += _wrap(f"Note: {r.info}", width, "  ")
     if r.reproduce:
         # Never wrapped: a command must survive copy and paste whole.
         lines += ["  Reproduce:", f"    {r.reproduce}"]
+    return lines
+
+
+def _tables(report: Report, width: int) -> list[str]:
+    """The TensorBoard logs table and the balance table, when the report has them."""
+    lines: list[str] = []
+    logs = logs_table(report)
+    if logs is not None:
+        caption, rows = logs
+        lines += ["", caption + ":"]
+        for label, role, status, span, why in rows:
+            lines += _wrap(f"{label} [{role}]: {status}, {span}: {why}", width, "  ")
+    table = balance_table(report)
+    if table is not None:
+        caption, rows, note = table
+        lines += ["", *_wrap(caption + ":", width, "")]
+        widths = [max(len(r[k]) for r in [BALANCE_HEADER, *rows]) for k in range(5)]
+        for row in [BALANCE_HEADER, *rows]:
+            lines.append(
+                "  " + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+            )
+        if note:
+            lines += _wrap(note + ".", width, "  ")
     return lines
 
 
@@ -113,7 +137,7 @@ def render_text(
     lines += ["", "Verdict per component:"]
     name_w = max([len(c) for c in report.verdicts()] + [10])
     for comp, status in report.verdicts().items():
-        if status == "skip" and not verbose:
+        if status is Status.SKIP and not verbose:
             continue  # a component audited through others (confidence) or not reported
         mine = [r for r in report.results if r.component == comp]
         names = report.components.get(comp)
@@ -122,27 +146,11 @@ def render_text(
         body = _wrap(f"{_counts(mine)}{reported}", width - len(head) - 8, "")
         lines.append(head + _paint(f"{_LABEL[status]:<6}", status, color) + "  " + body[0])
         lines += [" " * (len(head) + 8) + b.strip() for b in body[1:]]
-    problems = [r for r in report.results if r.status in ("error", "fail", "warn")]
+    problems = [r for r in report.results if r.status in (Status.ERROR, Status.FAIL, Status.WARN)]
     for r in problems:
         lines.append("")
         lines += _detail(r, width, color)
-    logs = logs_table(report)
-    if logs is not None:
-        caption, rows = logs
-        lines += ["", caption + ":"]
-        for label, role, status, span, why in rows:
-            lines += _wrap(f"{label} [{role}]: {status}, {span}: {why}", width, "  ")
-    table = balance_table(report)
-    if table is not None:
-        caption, rows, note = table
-        lines += ["", *_wrap(caption + ":", width, "")]
-        widths = [max(len(r[k]) for r in [BALANCE_HEADER, *rows]) for k in range(5)]
-        for row in [BALANCE_HEADER, *rows]:
-            lines.append(
-                "  " + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
-            )
-        if note:
-            lines += _wrap(note + ".", width, "  ")
+    lines += _tables(report, width)
     if verbose:
         lines += ["", "All properties:"]
         for r in report.results:
