@@ -15,7 +15,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
-from lossaudit.errors import LossAuditError, did_you_mean
+from lossaudit.errors import LossAuditError, UsageError, did_you_mean
+from lossaudit.files import check_writable, write_atomic, write_or_explain
 from lossaudit.options import LossOptions, add_arguments
 
 if TYPE_CHECKING:
@@ -33,10 +34,6 @@ class ExitCode(enum.IntEnum):
     USAGE = 2
     #: lossaudit itself broke; the message asks for a bug report.
     INTERNAL = 3
-
-
-class UsageError(Exception):
-    """A mistake on the command line, reported with exit code 2 and no traceback."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -200,42 +197,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _check_out(path: Path, what: str = "--out") -> None:
-    """Refuse an output path that cannot take a file, before spending time on the audit."""
-    directory = path.parent if str(path.parent) else Path(".")
-    if path.is_dir():
-        raise UsageError(
-            f"cannot write {what}: expected a file path; received the directory "
-            f"{str(path)!r}. Name a file, e.g. {str(path / 'lossaudit-report.json')!r}."
-        )
-    if not directory.is_dir():
-        raise UsageError(
-            f"cannot write {what}: expected a path in an existing directory; received "
-            f"{str(path)!r}. Create {str(directory)!r} first or choose another path."
-        )
-
-
-def write_atomic(path: Path, text: str | bytes, what: str = "--out") -> None:
-    """Write ``text`` (or bytes) to ``path`` so a reader never sees a half-written file."""
-    path = Path(path)
-    _check_out(path, what)
-    directory = path.parent if str(path.parent) else Path(".")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-    umask = os.umask(0)
-    os.umask(umask)
-    try:
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; a report is an ordinary file
-        binary = isinstance(text, bytes)
-        with os.fdopen(fd, "wb" if binary else "w", encoding=None if binary else "utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _list_properties() -> str:
     from lossaudit import properties
 
@@ -303,7 +264,7 @@ def _report(args: argparse.Namespace) -> ExitCode:
     options = LossOptions.from_cli(args)
     settings = _report_settings(args, options)
     if args.out is not None:
-        _check_out(args.out)
+        check_writable(args.out)
 
     _private_hypothesis_home()
     # Import TensorFlow before the user's module does, so its start-up chatter stays quiet.
@@ -370,17 +331,6 @@ def _report(args: argparse.Namespace) -> ExitCode:
     return ExitCode.OK if report.ok else ExitCode.FAILED
 
 
-def _write_or_explain(path: Path, text: str, what: str) -> None:
-    """Write atomically; a path that cannot be written is a usage error, not a traceback."""
-    try:
-        write_atomic(path, text)
-    except OSError as exc:
-        raise UsageError(
-            f"cannot write {what} to {str(path)!r}: {exc.strerror or exc}. "
-            "Choose a path you can write to."
-        ) from None
-
-
 def _check(args: argparse.Namespace) -> ExitCode:
     from lossaudit import gate
     from lossaudit.render import render
@@ -388,7 +338,7 @@ def _check(args: argparse.Namespace) -> ExitCode:
     config = gate.load_gate(args.config)
     for path, what in ((args.out, "--out"), (args.html, "--html")):
         if path is not None:
-            _check_out(path, what)
+            check_writable(path, what)
     _private_hypothesis_home()
     from lossaudit.targets import load_target
 
@@ -422,7 +372,7 @@ def _check(args: argparse.Namespace) -> ExitCode:
     text = "\n".join(parts)
     sys.stdout.write(text)
     if args.out is not None:
-        _write_or_explain(args.out, text, "the check output")
+        write_or_explain(args.out, text, "the check output")
     if args.html is not None:
         from lossaudit.render.html import render_html_check
 
@@ -442,7 +392,7 @@ def _check(args: argparse.Namespace) -> ExitCode:
             }
             for d in drifts
         ]
-        _write_or_explain(args.html, render_html_check(reports, rows, compared), "the HTML page")
+        write_or_explain(args.html, render_html_check(reports, rows, compared), "the HTML page")
     ok = all(r.ok for r in reports) and not drifts
     return ExitCode.OK if ok else ExitCode.FAILED
 
@@ -486,7 +436,7 @@ def _tensorboard(args: argparse.Namespace) -> ExitCode:
 
     for path, what in ((args.out, "--out"), (args.plot, "--plot")):
         if path is not None:
-            _check_out(path, what)
+            check_writable(path, what)
     components = check_mapping(args.component or [], source="--component")
     diagnosis = logs.diagnose_logdir(args.logdir, components=components)
     renderer = render_logs_json if args.format == "json" else render_logs_text

@@ -31,6 +31,10 @@ class SchemaError(LossAuditError, ValueError):
     """A saved document (report, baseline) is not one this version of lossaudit can read."""
 
 
+class UsageError(LossAuditError):
+    """A mistake on the command line or in an output path: exit code 2, no traceback."""
+
+
 class LossError(LossAuditError):
     """The audited loss raised, hung, or returned something unusable.
 

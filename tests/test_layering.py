@@ -22,6 +22,7 @@ STAGES = [
     {"render"},
     {
         "targets",
+        "files",
         "config",
         "gate",
         "keras",
