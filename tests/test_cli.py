@@ -135,7 +135,7 @@ def test_a_failing_zoo_loss_prints_the_house_failure_format():
         (["report", "--xy", "sigmod"], "Did you mean 'sigmoid'"),
         (["report", "--grid", "3y4"], "expected H or HxW"),
         (["report", "--anchors", "0"], "expected a positive integer"),
-        (["report", "--component", "xy=coords"], "received xy='coords'"),
+        (["report", "--component", "xy=coords"], "received xy=coords"),
         (["report", "--anchor-sizes", "0.2,0.2"], "one per anchor"),
         (["report", "--only", "coordinates.finit"], "Did you mean 'coordinates.finite'"),
         (["report", "--out", "/no/such/dir/r.json"], "existing directory"),

@@ -402,7 +402,7 @@ def _bad_path(logs: Path, tmp_path: Path, where: str) -> Path:
         ("empty", [], "expected event files"),
         ("no_losses", [], "received 1 scalar tag(s), none of them a loss: train/epoch_accuracy"),
         ("good", ["--plot", "/no/such/dir/c.png"], "existing directory"),
-        ("good", ["--component", "xy_loss=coords"], "received xy_loss='coords'"),
+        ("good", ["--component", "xy_loss=coords"], "received xy_loss=coords"),
         ("good", ["--format", "yaml"], "invalid choice"),
     ],
 )
