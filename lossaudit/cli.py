@@ -13,7 +13,7 @@ import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from lossaudit.errors import LossAuditError, UsageError, did_you_mean
 from lossaudit.files import check_writable, write_atomic, write_or_explain
@@ -57,6 +57,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     sub = parser.add_subparsers(dest="command", parser_class=_Parser)
+    _add_report(sub)
+    _add_gate(sub)
+    _add_tensorboard(sub)
+    return parser
+
+
+def _add_report(sub: Any) -> None:
     rep = sub.add_parser(
         "report",
         help="audit a loss and print a report",
@@ -124,6 +131,8 @@ def build_parser() -> argparse.ArgumentParser:
         "in the report (a plot in html, a table in text and markdown)",
     )
 
+
+def _add_gate(sub: Any) -> None:
     chk = sub.add_parser(
         "check",
         help="the CI gate: audit every configured loss and compare with the baseline",
@@ -166,6 +175,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--update", action="store_true", help="overwrite an existing baseline (accept the change)"
     )
 
+
+def _add_tensorboard(sub: Any) -> None:
     tb = sub.add_parser(
         "tensorboard",
         help="diagnose the loss components a training run logged to TensorBoard",
@@ -194,7 +205,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="map a tag to a role (coordinates, objects, no_objects, classification, "
         "confidence, total, ignore); repeatable",
     )
-    return parser
 
 
 def _list_properties() -> str:
