@@ -621,9 +621,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.version:
-        from importlib.metadata import version
+        from lossaudit import __version__
 
-        sys.stdout.write(f"lossaudit {version('lossaudit')}\n")
+        sys.stdout.write(f"lossaudit {__version__}\n")
         return ExitCode.OK
     if args.command is None:
         parser.print_help(sys.stderr)
