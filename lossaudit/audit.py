@@ -412,7 +412,7 @@ def audit(
         "reduction": settings.reduction,
         "shrink": settings.shrink,
     }
-    base = dict(
+    base: dict[str, Any] = dict(
         target=target,
         spec=asdict(spec),
         codec={

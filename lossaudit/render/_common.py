@@ -46,7 +46,7 @@ def balance_table(report: Report) -> tuple[str, list[tuple[str, ...]], str] | No
     balance = report.analysis.get("balance")
     if not isinstance(balance, dict) or not balance.get("rows"):
         return None
-    rows = []
+    rows: list[tuple[str, ...]] = []
     for row in balance["rows"]:
         no_gradient = row.get("weight") is None
         missing = "nan gradient" if row.get("finite") is False else "no gradient"
@@ -77,7 +77,7 @@ def logs_table(report: Report) -> tuple[str, list[tuple[str, ...]]] | None:
     logs = report.analysis.get("logs")
     if not isinstance(logs, dict) or not logs.get("components"):
         return None
-    rows = []
+    rows: list[tuple[str, ...]] = []
     for c in logs["components"]:
         label = c["name"] if c.get("run") in (".", None) else f"{c['run']}/{c['name']}"
         rows.append(
