@@ -15,6 +15,7 @@ from lossaudit import properties
 from lossaudit.spec import GridSpec
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fixture", CORRECT, ids=lambda f: f.name)
 @pytest.mark.parametrize("classes", ["one", "several"])
 def test_correct_fixture_passes_every_property(fixture, classes, audited):
@@ -39,6 +40,7 @@ def test_correct_fixture_passes_every_property(fixture, classes, audited):
             assert by_name[name].status == "warn", f"{name}: {by_name[name].message}"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fixture", BUGS + TWINS, ids=lambda f: f.name)
 def test_bug_zoo_loss_is_caught_by_its_property(fixture, audited):
     report = audited(fixture, only=[fixture.catches, *fixture.also], shrink=False)
@@ -64,6 +66,7 @@ TRAINING_TWINS = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fixture", TRAINING_BUGS, ids=lambda f: f.name)
 def test_training_diagnostic_names_the_term_and_its_cause(fixture, audited):
     """Every zoo loss whose symptom is "this term does not train" gets that term's trains
@@ -86,6 +89,7 @@ WARNED = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name, prop", WARNED, ids=[f"{a}-{b}" for a, b in WARNED])
 def test_warning_properties_warn_on_a_zoo_loss(name, prop, audited):
     import dataclasses
@@ -102,6 +106,7 @@ def test_warning_properties_warn_on_a_zoo_loss(name, prop, audited):
     assert result.status == "warn", result.message
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("twin, name, cause", TRAINING_TWINS, ids=[t[0] for t in TRAINING_TWINS])
 def test_training_diagnostic_on_twins(twin, name, cause, audited):
     from fixtures.catalog import get
@@ -140,6 +145,7 @@ TRAINING = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fixture", CORRECT, ids=lambda f: f.name)
 def test_correct_fixture_trains_on_a_realistic_grid(fixture):
     """On a 13 x 13 grid with 3 anchors (338 empty anchors per object) the terms of a correct
@@ -158,6 +164,7 @@ def test_correct_fixture_trains_on_a_realistic_grid(fixture):
     assert not bad, "\n".join(f"{r.property}: {r.message}" for r in bad)
 
 
+@pytest.mark.slow
 def test_a_broken_term_does_not_fail_the_others(audited):
     """sqrt_distance's coordinates turn the shared training run NaN: the other terms are not
     blamed (not judged in that run), the coordinates term is."""
@@ -178,6 +185,7 @@ EDGE_SPECS = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fixture", CORRECT, ids=lambda f: f.name)
 @pytest.mark.parametrize("spec", list(EDGE_SPECS.values()), ids=list(EDGE_SPECS))
 def test_correct_fixture_passes_on_edge_grids_with_random_seeds(fixture, spec):

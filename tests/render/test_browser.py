@@ -71,6 +71,7 @@ def test_sample_report_renders_without_console_errors(tmp_path):
     assert _open(page, tmp_path / "report.png") == []
 
 
+@pytest.mark.slow
 def test_a_real_audit_renders_without_console_errors(tmp_path, audited):
     from fixtures.catalog import get
 
