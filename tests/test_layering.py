@@ -63,8 +63,10 @@ STAGE = {
 }
 
 #: Only these modules (and their submodules) may import TensorFlow or Keras, and only inside
-#: functions: ``import lossaudit`` must stay light.
+#: functions: importing them (as ``import lossaudit`` does the adapter) must stay light...
 TENSORFLOW_ALLOWED = {"adapter", "harness", "keras", "examples"}
+#: ... where the example losses (user code, run as a user would write it) may do so at the top.
+TENSORFLOW_AT_TOP_LEVEL = {"examples"}
 #: Keras 3 imports its TensorFlow backend, so importing it is importing TensorFlow.
 HEAVY = {"tensorflow", "keras", "tf_keras"}
 
@@ -184,13 +186,39 @@ def test_imports_only_its_own_and_earlier_stages(module, path):
 @pytest.mark.parametrize("module,path", MODULES, ids=[m for m, _ in MODULES])
 def test_tensorflow_only_behind_its_seam(module, path):
     tree = ast.parse(path.read_text(), str(path))
-    if module.split(".")[0] in TENSORFLOW_ALLOWED:
+    top = module.split(".")[0]
+    if top in TENSORFLOW_AT_TOP_LEVEL:
         return
-    for line, name in _top_level_names(tree):
+    allowed = top in TENSORFLOW_ALLOWED
+    names = _executed_on_import(tree) if allowed else _top_level_names(tree)
+    for line, name in names:
         assert name.split(".")[0] not in HEAVY, (
-            f"lossaudit.{module} imports {name} at {path.name}:{line}; only "
-            f"{', '.join(sorted(TENSORFLOW_ALLOWED))} may (call lossaudit.adapter.import_tensorflow)"
+            f"lossaudit.{module} imports {name} at {path.name}:{line}"
+            + (
+                " when it is imported: import it inside the functions that need it"
+                if allowed
+                else f"; only {', '.join(sorted(TENSORFLOW_ALLOWED))} may "
+                "(call lossaudit.adapter.import_tensorflow)"
+            )
         )
+
+
+def _executed_on_import(node: ast.AST) -> Iterator[tuple[int, str]]:
+    """Imports that run when the module is imported: not inside a function, nor under
+    ``if TYPE_CHECKING:`` (its ``else`` branch does run)."""
+    if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
+        return
+    if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+        for child in node.orelse:
+            yield from _executed_on_import(child)
+        return
+    if isinstance(node, ast.Import | ast.ImportFrom):
+        yield from _top_level_names(node)
+        return
+    if isinstance(node, ast.Call) and (name := _dynamic_import(node)) is not None:
+        yield node.lineno, name
+    for child in ast.iter_child_nodes(node):
+        yield from _executed_on_import(child)
 
 
 def test_every_module_is_placed_once_and_stages_are_known():
@@ -247,3 +275,22 @@ def test_the_checker_sees_every_import_form(module, filename, source, expected):
 def test_the_tensorflow_check_sees_every_import_form(source):
     names = [n.split(".")[0] for _, n in _top_level_names(ast.parse(source))]
     assert HEAVY & set(names)
+
+
+@pytest.mark.parametrize(
+    "source,runs",
+    [
+        ("import tensorflow as tf", True),
+        ("try:\n    import keras\nexcept ImportError:\n    pass", True),
+        ("class A:\n    import tensorflow", True),
+        ("def f():\n    import tensorflow as tf", False),
+        ("class A:\n    def f(self):\n        from tensorflow import keras", False),
+        ("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import tensorflow", False),
+        ("if TYPE_CHECKING:\n    pass\nelse:\n    import tensorflow", True),
+        ("x = [importlib.import_module('keras')]", True),
+        ("f = lambda: importlib.import_module('keras')", False),
+    ],
+)
+def test_the_seam_check_sees_imports_that_run_on_import(source, runs):
+    names = [n for _, n in _executed_on_import(ast.parse(source))]
+    assert (bool(HEAVY & {n.split(".")[0] for n in names})) is runs
