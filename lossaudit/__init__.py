@@ -15,6 +15,7 @@ from lossaudit.report import Counterexample, Report, Result
 from lossaudit.settings import Settings
 from lossaudit.spec import Codec, GridSpec, Obj, Scene
 
+#: The one version source: pyproject.toml reads it (``[tool.setuptools.dynamic]``).
 __version__ = "0.1.0"
 
 __all__ = [

@@ -34,6 +34,9 @@ class ExitCode(enum.IntEnum):
     USAGE = 2
     #: lossaudit itself broke; the message asks for a bug report.
     INTERNAL = 3
+    #: Stopped by Ctrl-C (KeyboardInterrupt): 128 + SIGINT, the shell's convention, so scripts
+    #: and CI tell a user's interruption from a verdict. No output file is left half-written.
+    INTERRUPTED = 130
 
 
 class _Parser(argparse.ArgumentParser):
@@ -479,9 +482,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.version:
-        from importlib.metadata import version
+        from lossaudit import __version__
 
-        sys.stdout.write(f"lossaudit {version('lossaudit')}\n")
+        sys.stdout.write(f"lossaudit {__version__}\n")
         return ExitCode.OK
     if args.command is None:
         parser.print_help(sys.stderr)
@@ -498,8 +501,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.write(f"lossaudit: error: {exc}\n")
         return ExitCode.USAGE
     except KeyboardInterrupt:
-        sys.stderr.write("lossaudit: interrupted; nothing was written\n")
-        return ExitCode.FAILED
+        # Every output goes through write_atomic (or plot_png's own temporary file), so an
+        # interruption leaves each file either whole or untouched. "\r\x1b[2K" clears a
+        # progress line the message would otherwise be appended to.
+        clear = "\r\x1b[2K" if sys.stderr.isatty() else ""
+        sys.stderr.write(f"{clear}lossaudit: interrupted; no output file was left half-written\n")
+        return ExitCode.INTERRUPTED
     except Exception as exc:  # a lossaudit bug: say so plainly, still no traceback dump
         from lossaudit.adapter import describe_exception
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -107,7 +108,7 @@ PROFILES: dict[str, Settings] = {
 }
 
 
-def in_ci(environ: dict[str, str] | None = None) -> bool:
+def in_ci(environ: Mapping[str, str] | None = None) -> bool:
     """True when the environment looks like a CI runner."""
     env = os.environ if environ is None else environ
     value = env.get("CI", "").strip().lower()
@@ -128,7 +129,12 @@ def get_profile(name: str) -> Settings:
 
 
 #: Keys of ``[tool.lossaudit]`` that settings read (other keys belong to other commands).
-CONFIG_KEYS = {"profile": str, "max_examples": int, "time_limit": (int, float), "reduction": str}
+CONFIG_KEYS: dict[str, type | tuple[type, ...]] = {
+    "profile": str,
+    "max_examples": int,
+    "time_limit": (int, float),
+    "reduction": str,
+}
 
 
 def load_config(
@@ -174,7 +180,7 @@ def load_config(
 def resolve(
     profile: str | None = None,
     *,
-    environ: dict[str, str] | None = None,
+    environ: Mapping[str, str] | None = None,
     config: dict[str, Any] | None = None,
     **overrides: Any,
 ) -> Settings:
@@ -193,6 +199,7 @@ def resolve(
         or ("ci" if in_ci(env) else "dev")
     )
     settings = get_profile(name)
-    from_config = {k: config[k] for k in ("max_examples", "time_limit", "reduction") if k in config}
+    keys = ("max_examples", "time_limit", "reduction")
+    from_config: dict[str, Any] = {k: config[k] for k in keys if k in config}
     changes = {**from_config, **{k: v for k, v in overrides.items() if v is not None}}
     return settings.replace(**changes) if changes else settings

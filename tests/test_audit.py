@@ -32,6 +32,7 @@ def test_a_loss_that_always_raises_is_one_error_result():
     assert "lossaudit report t.py:broken" in result.reproduce
 
 
+@pytest.mark.slow
 def test_a_loss_that_raises_on_some_scenes_errors_with_a_minimal_scene():
     import tensorflow as tf
 
@@ -49,6 +50,7 @@ def test_a_loss_that_raises_on_some_scenes_errors_with_a_minimal_scene():
     assert result.counterexample is not None and len(result.counterexample.scene) == 2
 
 
+@pytest.mark.slow
 def test_nan_is_a_finite_failure_and_an_error_elsewhere():
     import tensorflow as tf
 
@@ -70,6 +72,7 @@ def test_nan_is_a_finite_failure_and_an_error_elsewhere():
     assert "objects.finite" in err.message
 
 
+@pytest.mark.slow
 def test_a_hanging_loss_is_stopped_by_the_time_limit():
     import time
 
@@ -129,6 +132,7 @@ def test_dev_profile_records_a_seed_that_reproduces():
     assert report.settings["seed"] == 1234
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("profile", ["ci", "dev"])
 def test_failure_reproduce_command_reruns_the_same_verdict(profile, tmp_path):
     from fixtures.losses import bugzoo
@@ -152,6 +156,7 @@ def test_failure_reproduce_command_reruns_the_same_verdict(profile, tmp_path):
     assert first.results[0].counterexample == again.results[0].counterexample
 
 
+@pytest.mark.slow
 def test_counterexamples_are_shrunk_unless_asked_not_to():
     from fixtures.losses import bugzoo
 

@@ -21,6 +21,7 @@ def run(*args: str, cwd: Path = ROOT, timeout: int = 300) -> subprocess.Complete
     )
 
 
+@pytest.mark.slow
 def test_default_run_audits_the_bundled_seed_loss():
     out = run("report")
     assert out.returncode == 0, out.stderr
@@ -31,6 +32,7 @@ def test_default_run_audits_the_bundled_seed_loss():
     assert "Traceback" not in out.stderr and "I0000" not in out.stderr
 
 
+@pytest.mark.slow
 def test_json_report_shape_and_exit_code_on_failure(tmp_path):
     out = run(
         "report",
@@ -55,6 +57,7 @@ def test_json_report_shape_and_exit_code_on_failure(tmp_path):
     assert {"examples", "loss_evaluations", "seconds"} <= set(doc["stats"])
 
 
+@pytest.mark.slow
 def test_out_file_is_written_whole_and_nothing_else(tmp_path):
     target = tmp_path / "report.json"
     out = run(
@@ -66,6 +69,7 @@ def test_out_file_is_written_whole_and_nothing_else(tmp_path):
     assert target.stat().st_mode & 0o044  # an ordinary, readable file
 
 
+@pytest.mark.slow
 def test_a_users_loss_file_with_options(tmp_path):
     (tmp_path / "my_loss.py").write_text(
         "import tensorflow as tf\n"
@@ -102,6 +106,7 @@ def test_a_users_loss_file_with_options(tmp_path):
     assert doc["components"]["coordinates"] == ["box"]
 
 
+@pytest.mark.slow
 def test_a_failing_zoo_loss_prints_the_house_failure_format():
     out = run(
         "report",
@@ -129,20 +134,33 @@ def test_a_failing_zoo_loss_prints_the_house_failure_format():
 @pytest.mark.parametrize(
     "args,fragment",
     [
-        (["report", "missing.py:loss"], "no such file"),
-        (["report", "fixtures/losses/references.py:mse_los"], "Did you mean 'mse_loss'"),
-        (["report", "fixtures/losses/references.py"], "no ':name' part"),
+        # These load TensorFlow before the target (seconds each): the slow tier.
+        pytest.param(["report", "missing.py:loss"], "no such file", marks=pytest.mark.slow),
+        pytest.param(
+            ["report", "fixtures/losses/references.py:mse_los"],
+            "Did you mean 'mse_loss'",
+            marks=pytest.mark.slow,
+        ),
+        pytest.param(
+            ["report", "fixtures/losses/references.py"], "no ':name' part", marks=pytest.mark.slow
+        ),
         (["report", "--xy", "sigmod"], "Did you mean 'sigmoid'"),
         (["report", "--grid", "3y4"], "expected H or HxW"),
         (["report", "--anchors", "0"], "expected a positive integer"),
         (["report", "--component", "xy=coords"], "received xy=coords"),
         (["report", "--anchor-sizes", "0.2,0.2"], "one per anchor"),
-        (["report", "--only", "coordinates.finit"], "Did you mean 'coordinates.finite'"),
+        pytest.param(
+            ["report", "--only", "coordinates.finit"],
+            "Did you mean 'coordinates.finite'",
+            marks=pytest.mark.slow,
+        ),
         (["report", "--out", "/no/such/dir/r.json"], "existing directory"),
         (["report", "--out", "/tmp"], "expected a file path"),
         (["report", "--time-limit", "inf"], "time_limit=inf"),
         (["report", "--profile", "fast"], "invalid choice"),
-        (["report", "--logs", "/no/such/logdir"], "does not exist"),
+        pytest.param(
+            ["report", "--logs", "/no/such/logdir"], "does not exist", marks=pytest.mark.slow
+        ),
         ([], "usage"),
     ],
 )
@@ -168,6 +186,7 @@ def test_a_malformed_pyproject_table_is_a_usage_error(tmp_path):
     assert "Traceback" not in out.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fmt,marker", [("markdown", "### lossaudit:"), ("junit", "<testsuites>")])
 def test_markdown_and_junit_formats(fmt, marker):
     out = run("report", "--only", "total.pure", "--format", fmt)
@@ -175,6 +194,7 @@ def test_markdown_and_junit_formats(fmt, marker):
     assert marker in out.stdout
 
 
+@pytest.mark.slow
 def test_html_report_with_tensorboard_logs(tmp_path):
     """One page: verdicts, pictures, balance, and the diagnosed logs with their curves."""
     import numpy as np

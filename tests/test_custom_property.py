@@ -25,6 +25,7 @@ def readme_property():
     properties.unregister(NAME)
 
 
+@pytest.mark.slow
 def test_readme_property_passes_a_correct_loss_and_fails_a_zoo_loss(readme_property):
     from fixtures.losses import bugzoo, references
 

@@ -10,6 +10,7 @@ import importlib.util
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
@@ -21,6 +22,7 @@ def _module(name: str):
     return module
 
 
+@pytest.mark.slow
 def test_the_fixed_seed_loss_passes_every_property_without_warnings():
     from lossaudit import audit
     from lossaudit.settings import resolve

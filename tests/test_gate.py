@@ -63,6 +63,7 @@ def project(tmp_path):
     return tmp_path
 
 
+@pytest.mark.slow
 def test_gate_without_baseline_then_clean_then_drift_then_update(project):
     first = lossaudit("check", cwd=project)
     assert first.returncode == 0, first.stdout + first.stderr
@@ -96,6 +97,7 @@ def test_gate_without_baseline_then_clean_then_drift_then_update(project):
     assert lossaudit("check", cwd=project).returncode == 0
 
 
+@pytest.mark.slow
 def test_gate_fails_on_a_bug_zoo_loss(tmp_path):
     target = f"{ROOT / 'fixtures' / 'losses' / 'bugzoo.py'}:noobj_on_object_cells"
     (tmp_path / "pyproject.toml").write_text(
@@ -149,6 +151,7 @@ def test_a_damaged_baseline_exits_2(project, document, fragment):
     assert fragment in out.stderr
 
 
+@pytest.mark.slow
 def test_misspelt_tolerance_and_raising_losses_are_refused(project):
     config = project / "pyproject.toml"
     config.write_text(config.read_text() + "\n[tool.lossaudit.tolerance]\ncoordinate = 1e-3\n")

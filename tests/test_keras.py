@@ -120,6 +120,7 @@ def _check_history_and_curves(history, names, tmp_path, epochs):
             )
 
 
+@pytest.mark.slow
 def test_seed_loss_logged_with_tf_summary(tmp_path):
     seed = _loss("seed_loss")
     metrics = component_metrics(seed, shape=(SPEC.H, SPEC.W, SPEC.anchors, SPEC.channels))
@@ -135,7 +136,9 @@ def test_seed_loss_logged_with_tf_summary(tmp_path):
     np.testing.assert_allclose(total, history["loss"], rtol=1e-5)
 
 
-@pytest.mark.parametrize("name", ["mse_loss", "giou_loss"])  # scalars; per-sample vectors
+@pytest.mark.parametrize(
+    "name", ["mse_loss", pytest.param("giou_loss", marks=pytest.mark.slow)]
+)  # scalars; per-sample vectors
 def test_loss_returning_a_dict(tmp_path, name):
     loss = _loss(name)
     metrics = component_metrics(loss)
@@ -165,7 +168,9 @@ def _direct(loss, model, x, y, batch_size):
 
 
 @pytest.mark.parametrize(
-    "mode", [{}, {"run_eagerly": True}, {"jit_compile": True}], ids=["graph", "eager", "xla"]
+    "mode",
+    [{}, {"run_eagerly": True}, pytest.param({"jit_compile": True}, marks=pytest.mark.slow)],
+    ids=["graph", "eager", "xla"],
 )
 def test_values_agree_with_the_loss_called_directly(mode):
     import keras
@@ -209,6 +214,7 @@ def test_one_loss_evaluation_per_batch_for_all_metrics():
     assert batches <= len(calls) - 1 <= batches + 1
 
 
+@pytest.mark.slow
 def test_summaries_inside_the_loss_never_reach_the_writer(tmp_path):
     """With a writer set for every batch (update_freq=1), the seed's tf.summary calls are
     written from the compiled loss, under its broken step; never from the metrics, and never

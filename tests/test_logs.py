@@ -347,6 +347,7 @@ def test_damaged_files_do_not_crash_and_are_named(logs):
 # ------------------------------------------------------------------------- command line
 
 
+@pytest.mark.slow
 def test_cli_json_out_and_plot_exit_1(logs, tmp_path):
     out, png = tmp_path / "diag.json", tmp_path / "curves.png"
     proc = run(
@@ -368,6 +369,7 @@ def test_cli_json_out_and_plot_exit_1(logs, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["curves.png", "diag.json"]
 
 
+@pytest.mark.slow
 def test_cli_text_exit_0_when_everything_responds_and_writes_nothing(logs, tmp_path):
     logdir = tmp_path / "copy"
     shutil.copytree(logs / "good", logdir)
@@ -400,7 +402,12 @@ def _bad_path(logs: Path, tmp_path: Path, where: str) -> Path:
         ("missing", [], "does not exist"),
         ("file", [], "expected a directory; received the file"),
         ("empty", [], "expected event files"),
-        ("no_losses", [], "received 1 scalar tag(s), none of them a loss: train/epoch_accuracy"),
+        pytest.param(  # reads the events with TensorBoard's reader, loading TensorFlow
+            "no_losses",
+            [],
+            "received 1 scalar tag(s), none of them a loss: train/epoch_accuracy",
+            marks=pytest.mark.slow,
+        ),
         ("good", ["--plot", "/no/such/dir/c.png"], "existing directory"),
         ("good", ["--component", "xy_loss=coords"], "received xy_loss=coords"),
         ("good", ["--format", "yaml"], "invalid choice"),

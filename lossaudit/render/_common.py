@@ -47,7 +47,7 @@ def balance_table(report: Report) -> tuple[str, list[tuple[str, ...]], str] | No
     balance = report.analysis.balance
     if balance is None or not balance.rows:
         return None
-    rows = []
+    rows: list[tuple[str, ...]] = []
     for row in balance.rows:
         no_gradient = row.weight is None
         missing = "no gradient" if row.finite else "nan gradient"

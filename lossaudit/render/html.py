@@ -428,8 +428,12 @@ def _style() -> Iterator[None]:
     import matplotlib
     import matplotlib.style
 
-    rc = {"svg.hashsalt": "lossaudit", "svg.fonttype": "none", "text.parse_math": False}
-    with matplotlib.style.context("default"), matplotlib.rc_context(rc):
+    with (
+        matplotlib.style.context("default"),
+        matplotlib.rc_context(
+            {"svg.hashsalt": "lossaudit", "svg.fonttype": "none", "text.parse_math": False}
+        ),
+    ):
         yield
 
 

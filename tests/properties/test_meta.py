@@ -4,21 +4,39 @@
 - each bug-zoo loss is caught by the property its catalogue entry names, with the named status;
 - every behaviour in the registry is caught on at least one bug-zoo loss (so none can never fail);
 - every property has a docstring and names the bug classes it exposes.
+
+Each fixture loss is audited once per class count (``tests/audits.py``): the ``plan`` calls
+beside each test say what it reads from that one audit.
 """
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
-from fixtures.catalog import BUGS, CORRECT, TWINS
+from fixtures.catalog import BUGS, CORRECT, TWINS, TWINS_FILE, get
 from lossaudit import properties
+from lossaudit.properties.training import CauseKind
 from lossaudit.spec import GridSpec
+from lossaudit.status import Status
+from tests.audits import per_fixture, plan
 
 
-@pytest.mark.parametrize("fixture", CORRECT, ids=lambda f: f.name)
+def _classes(fixture, classes):
+    return 1 if classes == "one" else max(fixture.classes, 2)
+
+
+for _f in CORRECT:
+    for _n in ("one", "several"):
+        plan(_f, classes=_classes(_f, _n))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fixture", per_fixture(CORRECT))
 @pytest.mark.parametrize("classes", ["one", "several"])
 def test_correct_fixture_passes_every_property(fixture, classes, audited):
-    n = 1 if classes == "one" else max(fixture.classes, 2)
+    n = _classes(fixture, classes)
     report = audited(fixture, classes=n)
     bad = [r for r in report.results if r.status in ("fail", "error")]
     assert not bad, "\n".join(f"{r.property}: {r.message}" for r in bad)
@@ -39,9 +57,14 @@ def test_correct_fixture_passes_every_property(fixture, classes, audited):
             assert by_name[name].status == "warn", f"{name}: {by_name[name].message}"
 
 
-@pytest.mark.parametrize("fixture", BUGS + TWINS, ids=lambda f: f.name)
+for _f in BUGS + TWINS:
+    plan(_f, [_f.catches, *_f.also])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fixture", per_fixture(BUGS + TWINS))
 def test_bug_zoo_loss_is_caught_by_its_property(fixture, audited):
-    report = audited(fixture, only=[fixture.catches, *fixture.also], shrink=False)
+    report = audited(fixture, only=[fixture.catches, *fixture.also])
     by_name = {r.property: r for r in report.results}
     result = by_name[fixture.catches]
     assert result.status == fixture.expect, result.message
@@ -62,17 +85,17 @@ TRAINING_TWINS = [
     ("scalar__sqrt_distance", "total.trains", "nan"),
     ("confidence__noobj_target_inverted", "confidence.trains", "optimum off the truth"),
 ]
+for _f in TRAINING_BUGS:
+    plan(_f, [_f.trains_check[0]])
 
 
-@pytest.mark.parametrize("fixture", TRAINING_BUGS, ids=lambda f: f.name)
+@pytest.mark.slow
+@pytest.mark.parametrize("fixture", per_fixture(TRAINING_BUGS))
 def test_training_diagnostic_names_the_term_and_its_cause(fixture, audited):
     """Every zoo loss whose symptom is "this term does not train" gets that term's trains
     result failing (warning for the one-class softmax) with the right cause."""
-    from lossaudit.properties.training import CauseKind
-    from lossaudit.status import Status
-
     name, cause = fixture.trains_check
-    report = audited(fixture, only=[name], shrink=False)
+    report = audited(fixture, only=[name])
     (result,) = report.results
     kind = CauseKind(cause)
     # A structural cause fails; a question of balance (drowned) and the one-class trap warn.
@@ -94,29 +117,45 @@ WARNED = [
 ]
 
 
-@pytest.mark.parametrize("name, prop", WARNED, ids=[f"{a}-{b}" for a, b in WARNED])
-def test_warning_properties_warn_on_a_zoo_loss(name, prop, audited):
-    import dataclasses
-
-    from fixtures.catalog import TWINS_FILE, get
-
+def _warned_fixture(name):
     if "__" in name:  # a twin the catalogue does not list: built from twins.py directly
-        fixture = dataclasses.replace(
+        return dataclasses.replace(
             get(name.split("__", 1)[1]), name=name, target=f"{TWINS_FILE}:{name}"
         )
-    else:
-        fixture = get(name)
-    (result,) = audited(fixture, only=[prop], shrink=False).results
+    return get(name)
+
+
+for _name, _prop in WARNED:
+    plan(_warned_fixture(_name), [_prop])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "name, prop",
+    [
+        pytest.param(a, b, id=f"{a}-{b}", marks=pytest.mark.xdist_group(f"audit-{a}"))
+        for a, b in WARNED
+    ],
+)
+def test_warning_properties_warn_on_a_zoo_loss(name, prop, audited):
+    (result,) = audited(_warned_fixture(name), only=[prop]).results
     assert result.status == "warn", result.message
 
 
-@pytest.mark.parametrize("twin, name, cause", TRAINING_TWINS, ids=[t[0] for t in TRAINING_TWINS])
-def test_training_diagnostic_on_twins(twin, name, cause, audited):
-    from fixtures.catalog import get
-    from lossaudit.properties.training import CauseKind
-    from lossaudit.status import Status
+for _twin, _name, _ in TRAINING_TWINS:
+    plan(get(_twin), [_name])
 
-    (result,) = audited(get(twin), only=[name], shrink=False).results
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "twin, name, cause",
+    [
+        pytest.param(*t, id=t[0], marks=pytest.mark.xdist_group(f"audit-{t[0]}"))
+        for t in TRAINING_TWINS
+    ],
+)
+def test_training_diagnostic_on_twins(twin, name, cause, audited):
+    (result,) = audited(get(twin), only=[name]).results
     assert result.status is Status.FAIL
     assert result.cause == CauseKind(cause), result.observed
 
@@ -150,6 +189,7 @@ TRAINING = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fixture", CORRECT, ids=lambda f: f.name)
 def test_correct_fixture_trains_on_a_realistic_grid(fixture):
     """On a 13 x 13 grid with 3 anchors (338 empty anchors per object) the terms of a correct
@@ -168,15 +208,17 @@ def test_correct_fixture_trains_on_a_realistic_grid(fixture):
     assert not bad, "\n".join(f"{r.property}: {r.message}" for r in bad)
 
 
+BROKEN_TERM = [f"{c}.trains" for c in ("coordinates", "objects", "no_objects", "classification")]
+plan(get("sqrt_distance"), BROKEN_TERM)
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("audit-sqrt_distance")
 def test_a_broken_term_does_not_fail_the_others(audited):
     """sqrt_distance's coordinates turn the shared training run NaN: the other terms are not
     blamed (not judged in that run), the coordinates term is."""
-    from fixtures.catalog import get
-    from lossaudit.properties.training import CauseKind
-    from lossaudit.status import Status
-
-    names = [f"{c}.trains" for c in ("coordinates", "objects", "no_objects", "classification")]
-    by = {r.property: r for r in audited(get("sqrt_distance"), only=names, shrink=False).results}
+    names = BROKEN_TERM
+    by = {r.property: r for r in audited(get("sqrt_distance"), only=names).results}
     assert by["coordinates.trains"].status is Status.FAIL
     assert by["coordinates.trains"].cause == CauseKind.NAN
     for name in names[1:]:
@@ -190,6 +232,7 @@ EDGE_SPECS = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fixture", CORRECT, ids=lambda f: f.name)
 @pytest.mark.parametrize("spec", list(EDGE_SPECS.values()), ids=list(EDGE_SPECS))
 def test_correct_fixture_passes_on_edge_grids_with_random_seeds(fixture, spec):

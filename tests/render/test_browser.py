@@ -14,7 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from fixtures.catalog import get
 from lossaudit.render import render_html
+from tests.audits import plan
 from tests.render.sample import sample_report
 
 BROWSER = next(
@@ -24,6 +26,9 @@ pytestmark = pytest.mark.skipif(
     BROWSER is None,
     reason="no headless Chromium on this machine (Debian: apt-get install chromium)",
 )
+
+if BROWSER is not None:
+    plan(get("softmax_on_truth"))  # the whole audit, shared with the meta-tests' reads
 
 #: Chromium logs every console message of the page as ``INFO:CONSOLE...] "message"``.
 _CONSOLE = re.compile(r":CONSOLE[:(]\d*\)?\] (.*)")
@@ -71,9 +76,9 @@ def test_sample_report_renders_without_console_errors(tmp_path):
     assert _open(page, tmp_path / "report.png") == []
 
 
+@pytest.mark.slow
+@pytest.mark.xdist_group("audit-softmax_on_truth")
 def test_a_real_audit_renders_without_console_errors(tmp_path, audited):
-    from fixtures.catalog import get
-
     report = audited(get("softmax_on_truth"))
     assert any(r.status == "fail" and r.counterexample for r in report.results)
     page = tmp_path / "audit.html"
