@@ -48,7 +48,7 @@ class Status(enum.StrEnum):
         return min(found, key=lambda s: s.rank) if found else None
 
     @classmethod
-    def parse(cls, value: object) -> Status:
+    def parse(cls, value: str) -> Status:
         """``value`` as a Status, or :class:`~lossaudit.errors.InvalidSpec` naming them all."""
         try:
             return cls(value)

@@ -131,7 +131,7 @@ def logs_table(report: Report) -> tuple[str, list[tuple[str, ...]]] | None:
 
 def table_rows(diagnosis: LogDiagnosis) -> tuple[str, list[tuple[str, ...]]]:
     """``(caption, rows)`` of ``diagnosis`` as the report shows it (columns :data:`LOGS_HEADER`)."""
-    rows = [(c.label, *log_cells(c)) for c in diagnosis.components]
+    rows: list[tuple[str, ...]] = [(c.label, *log_cells(c)) for c in diagnosis.components]
     return f"TensorBoard logs in {diagnosis.logdir}", rows
 
 
