@@ -8,16 +8,15 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import enum
-import os
 import sys
-import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 from lossaudit.errors import LossAuditError, UsageError, did_you_mean
 from lossaudit.files import check_writable, write_atomic, write_or_explain
 from lossaudit.options import LossOptions, add_arguments
+from lossaudit.settings import private_hypothesis_home
 
 if TYPE_CHECKING:
     from lossaudit.settings import Settings
@@ -210,17 +209,7 @@ def _add_tensorboard(sub: Any) -> None:
     )
 
 
-def _list_properties() -> str:
-    from lossaudit import properties
-
-    lines = []
-    for name in properties.names():
-        p = properties.get(name)
-        lines.append(f"{name:48} {p.summary}")
-    return "\n".join(sorted(lines)) + "\n"
-
-
-def _progress(stream: object) -> object:
+def _progress(stream: TextIO) -> Callable[[int, int, str], None]:
     """A one-line progress display for a terminal: which property runs, how many remain, time."""
     import time
 
@@ -232,25 +221,10 @@ def _progress(stream: object) -> object:
             line = f"{total}/{total} properties done; {name} ({elapsed:.0f}s)"
         else:
             line = f"[{index + 1}/{total}] {name}; {total - index - 1} remaining ({elapsed:.0f}s)"
-        stream.write(f"\r\x1b[2K{line}")  # type: ignore[attr-defined]
-        stream.flush()  # type: ignore[attr-defined]
+        stream.write(f"\r\x1b[2K{line}")
+        stream.flush()
 
     return show
-
-
-def _private_hypothesis_home() -> None:
-    """Keep Hypothesis's cache files out of the user's directory: an audit writes nothing but
-    the report it was asked for. A user's own HYPOTHESIS_STORAGE_DIRECTORY is respected."""
-    if os.environ.get("HYPOTHESIS_STORAGE_DIRECTORY"):
-        return
-    import atexit
-    import shutil
-
-    from hypothesis.configuration import set_hypothesis_home_dir
-
-    home = tempfile.mkdtemp(prefix="lossaudit-hypothesis-")
-    set_hypothesis_home_dir(home)
-    atexit.register(shutil.rmtree, home, ignore_errors=True)
 
 
 def _report_settings(args: argparse.Namespace, options: LossOptions) -> Settings:
@@ -272,14 +246,16 @@ def _report_settings(args: argparse.Namespace, options: LossOptions) -> Settings
 
 def _report(args: argparse.Namespace) -> ExitCode:
     if args.list:
-        sys.stdout.write(_list_properties())
+        from lossaudit import properties
+
+        sys.stdout.write(properties.listing())
         return ExitCode.OK
     options = LossOptions.from_cli(args)
     settings = _report_settings(args, options)
     if args.out is not None:
         check_writable(args.out)
 
-    _private_hypothesis_home()
+    private_hypothesis_home()
     # Import TensorFlow before the user's module does, so its start-up chatter stays quiet.
     from lossaudit.adapter import import_tensorflow
 
@@ -312,7 +288,7 @@ def _report(args: argparse.Namespace) -> ExitCode:
         components=options.components,
         only=args.only,
         target=target,
-        progress=_progress(sys.stderr) if tty else None,  # type: ignore[arg-type]
+        progress=_progress(sys.stderr) if tty else None,
     )
     if tty:
         sys.stderr.write("\r\x1b[2K")
@@ -352,7 +328,7 @@ def _check(args: argparse.Namespace) -> ExitCode:
     for path, what in ((args.out, "--out"), (args.html, "--html")):
         if path is not None:
             check_writable(path, what)
-    _private_hypothesis_home()
+    private_hypothesis_home()
     from lossaudit.targets import load_target
 
     reports, drifts, has_baseline = gate.run_check(

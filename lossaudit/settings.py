@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
@@ -203,3 +204,18 @@ def resolve(
     from_config: dict[str, Any] = {k: config[k] for k in keys if k in config}
     changes = {**from_config, **{k: v for k, v in overrides.items() if v is not None}}
     return settings.replace(**changes) if changes else settings
+
+
+def private_hypothesis_home() -> None:
+    """Keep Hypothesis's cache files out of the user's directory: an audit writes nothing but
+    the report it was asked for. A user's own HYPOTHESIS_STORAGE_DIRECTORY is respected."""
+    if os.environ.get("HYPOTHESIS_STORAGE_DIRECTORY"):
+        return
+    import atexit
+    import shutil
+
+    from hypothesis.configuration import set_hypothesis_home_dir
+
+    home = tempfile.mkdtemp(prefix="lossaudit-hypothesis-")
+    set_hypothesis_home_dir(home)
+    atexit.register(shutil.rmtree, home, ignore_errors=True)

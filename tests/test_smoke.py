@@ -36,7 +36,7 @@ def test_a_whole_audit_on_a_tiny_grid_runs_every_property_and_renders(tmp_path, 
     statuses = {r.property: r.status for r in report.results}
     assert statuses["classification.decreases_as_true_class_rises"] == "fail"
     assert code == ExitCode.FAILED
-    assert {"curves", "gradients", "balance", "training"} <= set(report.analysis)
+    assert {"curves", "gradients", "balance", "training"} <= set(report.analysis.to_dict())
     # html is drawn with matplotlib (seconds); its golden test and the browser test cover it.
     for fmt in sorted(set(FORMATS) - {"html"}):
         assert "classification.decreases_as_true_class_rises" in render(report, fmt), fmt
@@ -46,10 +46,11 @@ def test_gate_measures_records_and_compares_a_loss():
     from fixtures.losses.references import mse_loss
     from lossaudit import gate
     from lossaudit.config import LossConfig
+    from lossaudit.options import LossOptions
     from lossaudit.spec import Codec, GridSpec
 
     spec = GridSpec(batch=1, H=1, W=2, anchors=1, classes=2)
-    cfg = LossConfig("references.py:mse_loss", spec, Codec(cls="sigmoid"))
+    cfg = LossConfig("references.py:mse_loss", LossOptions(spec, Codec(cls="sigmoid")))
     values = gate.measure(mse_loss, cfg)
     assert {"perfect", "empty"} <= set(values)
     assert all("error" not in v for v in values.values())

@@ -282,3 +282,9 @@ def select(
                 )
         chosen = [p for p in chosen if p.component in comps]
     return tuple(chosen)
+
+
+def listing() -> str:
+    """Every registered property with its one-line summary, sorted by name (``--list``)."""
+    lines = [f"{name:48} {prop.summary}" for name, prop in _REGISTRY.items()]
+    return "\n".join(sorted(lines)) + "\n"
