@@ -322,7 +322,7 @@ def _report(args: argparse.Namespace) -> ExitCode:
 
 def _check(args: argparse.Namespace) -> ExitCode:
     from lossaudit import gate
-    from lossaudit.render import render
+    from lossaudit.render.check import render_check
 
     config = gate.load_gate(args.config)
     for path, what in ((args.out, "--out"), (args.html, "--html")):
@@ -337,28 +337,15 @@ def _check(args: argparse.Namespace) -> ExitCode:
         settings=config.settings(args.profile),
         analyse=args.html is not None,
     )
-    fmt = "markdown" if args.format == "markdown" else "text"
-    parts = [render(r, fmt) for r in reports]
-    if not has_baseline:
-        parts.append(
-            f"No baseline at {config.baseline}: values were not compared. Create one with "
-            f"`lossaudit baseline`{' --config ' + str(args.config) if args.config else ''}, review it, "
-            "and commit it.\n"
-        )
-    elif drifts:
-        head = f"{len(drifts)} component value(s) drifted from {config.baseline.name}:"
-        if fmt == "markdown":
-            head = f"### ❌ {head}"
-        parts.append(
-            f"{head}\n\n"
-            + gate.drift_table(drifts, markdown=fmt == "markdown")
-            + "\n\nIf the change is intended, accept it with `lossaudit baseline --update` and commit the file.\n"
-        )
-    else:
-        parts.append(
-            f"No drift from {config.baseline.name} (every component on every canonical scene).\n"
-        )
-    text = "\n".join(parts)
+    rows = [d.row() for d in drifts]
+    text = render_check(
+        reports,
+        rows,
+        baseline=config.baseline.name if has_baseline else str(config.baseline),
+        compared=has_baseline,
+        markdown=args.format == "markdown",
+        hint=f"`lossaudit baseline{' --config ' + str(args.config) if args.config else ''}`",
+    )
     sys.stdout.write(text)
     if args.out is not None:
         write_or_explain(args.out, text, "the check output")
@@ -369,18 +356,6 @@ def _check(args: argparse.Namespace) -> ExitCode:
             compared = f"No baseline at {config.baseline}: values were not compared."
         else:
             compared = f"Compared with {config.baseline.name} on every canonical scene."
-        rows = [
-            {
-                "target": d.target,
-                "component": d.component,
-                "scene": d.scene,
-                "baseline": d.baseline,
-                "current": d.current,
-                "absolute": d.absolute,
-                "relative": d.relative,
-            }
-            for d in drifts
-        ]
         write_or_explain(args.html, render_html_check(reports, rows, compared), "the HTML page")
     ok = all(r.ok for r in reports) and not drifts
     return ExitCode.OK if ok else ExitCode.FAILED

@@ -195,6 +195,18 @@ class Drift:
         except (TypeError, ValueError):
             return math.inf
 
+    def row(self) -> dict[str, Any]:
+        """As plain data for the renderers (:mod:`lossaudit.render.check`)."""
+        return {
+            "target": self.target,
+            "component": self.component,
+            "scene": self.scene,
+            "baseline": self.baseline,
+            "current": self.current,
+            "absolute": self.absolute,
+            "relative": self.relative,
+        }
+
 
 def _same(a: Any, b: Any, rtol: float) -> bool:
     if isinstance(a, str) or isinstance(b, str):
@@ -220,38 +232,6 @@ def compare(
             if a is None or b is None or not _same(a, b, tolerance.get(comp, DEFAULT_RTOL)):
                 drifts.append(Drift(target, scene, comp, a, b))
     return drifts
-
-
-def drift_table(drifts: list[Drift], *, markdown: bool = False) -> str:
-    """Drifts as a table: loss, component, scene, baseline, current, absolute and relative."""
-
-    def num(v: Any) -> str:
-        return f"{v:.6g}" if isinstance(v, float) else str(v)
-
-    if markdown:
-        rows = [
-            "| loss | component | scene | baseline | current | abs diff | rel diff |",
-            "|---|---|---|---|---|---|---|",
-        ]
-        rows += [
-            f"| `{d.target}` | {d.component} | {d.scene} | {num(d.baseline)} | {num(d.current)} | "
-            f"{d.absolute:.3g} | {d.relative:.2%} |"
-            for d in drifts
-        ]
-        return "\n".join(rows)
-    lines = [
-        f"{'loss':30} {'component':15} {'scene':14} {'baseline':>12} {'current':>12} {'abs diff':>10} {'rel diff':>9}"
-    ]
-    for d in drifts:
-
-        def num(v: Any) -> str:
-            return f"{v:.6g}" if isinstance(v, float) else str(v)
-
-        lines.append(
-            f"{d.target[-30:]:30} {d.component:15} {d.scene:14} {num(d.baseline):>12} {num(d.current):>12} "
-            f"{d.absolute:10.3g} {d.relative:9.2%}"
-        )
-    return "\n".join(lines)
 
 
 Loader = Callable[[str], Any]

@@ -60,4 +60,7 @@ def test_gate_measures_records_and_compares_a_loss():
     moved = {s: {c: v + 1.0 for c, v in comps.items()} for s, comps in values.items()}
     drifts = gate.compare(cfg.target, recorded, moved, {})
     assert drifts and {d.scene for d in drifts} <= set(values)
-    assert "coordinates" in gate.drift_table(drifts)
+    from lossaudit.render.check import render_check
+
+    text = render_check([], [d.row() for d in drifts], baseline="b.json", compared=True)
+    assert "coordinates" in text and "drifted from b.json" in text

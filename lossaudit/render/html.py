@@ -18,6 +18,7 @@ from typing import Any
 from lossaudit.findings import Curve, GradientView, TrainingRun
 from lossaudit.logs import LogStatus
 from lossaudit.render._common import BALANCE_HEADER, as_float, balance_table
+from lossaudit.render.check import DRIFT_HEADER, drift_cells
 from lossaudit.render.logs import (
     LOGS_HEADER,
     curve_runs,
@@ -459,17 +460,13 @@ def render_html_check(
         f"<p class='meta'>{_e(baseline)}</p>",
     ]
     if drifts:
-        head = "".join(
-            f"<th>{h}</th>"
-            for h in ("loss", "component", "scene", "baseline", "current", "abs diff", "rel diff")
-        )
+        head = "".join(f"<th>{h}</th>" for h in DRIFT_HEADER)
         rows = "".join(
-            f"<tr><td><code>{_e(d['target'])}</code></td><td>{_e(d['component'])}</td>"
-            f"<td>{_e(d['scene'])}</td><td class='num'>{_e(_num(d['baseline']))}</td>"
-            f"<td class='num'>{_e(_num(d['current']))}</td>"
-            f"<td class='num'>{_e(_num(d['absolute']))}</td>"
-            f"<td class='num'>{_e(_pct(d['relative']))}</td></tr>"
-            for d in drifts
+            f"<tr><td><code>{_e(loss)}</code></td>"
+            + "".join(f"<td>{_e(c)}</td>" for c in (component, scene))
+            + "".join(f"<td class='num'>{_e(c)}</td>" for c in numbers)
+            + "</tr>"
+            for loss, component, scene, *numbers in map(drift_cells, drifts)
         )
         body += [
             "<h2>Drift from the baseline</h2>",
@@ -482,11 +479,3 @@ def render_html_check(
             body.append("<hr>")
             body += _report_body(report, level=2, anchor=f"loss{k}-")
     return _page("lossaudit check", body)
-
-
-def _num(v: Any) -> str:
-    return f"{v:.6g}" if isinstance(v, float) else str(v)
-
-
-def _pct(v: Any) -> str:
-    return f"{v:.2%}" if isinstance(v, float) and math.isfinite(v) else str(v)
