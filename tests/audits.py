@@ -5,9 +5,10 @@ catches it, its training diagnostic, a warning). So the tests declare at import 
 will read (:func:`plan`), and the first test to ask for a loss audits the union of those
 properties once, ``shrink=False`` (the tests read verdicts, not minimal counterexamples). The
 report is kept in memory and, under xdist, in a file in the session's shared temporary directory
-behind a lock, so another worker reads it instead of auditing again. Tests of one loss also carry
-an ``xdist_group`` mark (:func:`per_fixture`), so ``--dist loadgroup`` sends them to one worker
-and no worker waits on another's audit.
+behind a lock, so another worker reads it instead of auditing again (a worker that asks while
+another is auditing that loss waits for it). Tests of one loss also carry an ``xdist_group``
+mark (:func:`per_fixture`): with ``--dist loadgroup`` they run on one worker and never wait.
+The default is ``--dist load`` (see ``addopts`` in pyproject.toml for why).
 
     >>> plan(get("softmax_on_truth"), ["classification.trains"])      # at import
     >>> audited(get("softmax_on_truth"), only=["classification.trains"])  # in the test
