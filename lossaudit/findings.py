@@ -9,12 +9,11 @@ Nothing here measures anything: :mod:`lossaudit.analysis` does.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from lossaudit.jsonable import jsonable
+from lossaudit.jsonable import as_float, jsonable
 
 __all__ = [
     "Analysis",
@@ -30,19 +29,8 @@ __all__ = [
 PARTS = ("curves", "gradients", "balance")
 
 
-def _num(value: Any) -> float:
-    """A number read back from a document: NaN for anything unreadable (``"nan"``, ``"inf"``
-    and ``"-inf"`` are what :mod:`lossaudit.jsonable` writes)."""
-    if isinstance(value, bool) or value is None:
-        return math.nan
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return math.nan
-
-
 def _opt(value: Any) -> float | None:
-    return None if value is None else _num(value)
+    return None if value is None else as_float(value)
 
 
 def _map(value: Any) -> Mapping[str, Any]:
@@ -79,8 +67,8 @@ class Curve:
             path=str(d.get("path", "?")),
             component=str(d.get("component", "?")),
             x_label=str(d.get("x_label", "")),
-            x=tuple(_num(v) for v in d.get("x") or ()),
-            y=tuple(_num(v) for v in d.get("y") or ()),
+            x=tuple(as_float(v) for v in d.get("x") or ()),
+            y=tuple(as_float(v) for v in d.get("y") or ()),
             expected=str(d.get("expected") or ""),
             observed=str(d.get("observed") or ""),
         )
@@ -101,7 +89,7 @@ class GradientRow:
     def from_dict(cls, d: Mapping[str, Any]) -> GradientRow:
         return cls(
             component=str(d.get("component", "?")),
-            norms={str(k): _num(v) for k, v in _map(d.get("norms")).items()},
+            norms={str(k): as_float(v) for k, v in _map(d.get("norms")).items()},
             connected=bool(d.get("connected", True)),
         )
 
@@ -157,7 +145,7 @@ class BalanceRow:
     def from_dict(cls, d: Mapping[str, Any]) -> BalanceRow:
         return cls(
             component=str(d.get("component", "?")),
-            value=_num(d.get("value")),
+            value=as_float(d.get("value")),
             weight=_opt(d.get("weight")),
             share=_opt(d.get("share")),
             share_if_doubled=_opt(d.get("share_if_doubled")),
@@ -211,7 +199,9 @@ class TrainingRun:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> TrainingRun:
-        values = {str(r): tuple(_num(x) for x in v or ()) for r, v in _map(d.get("values")).items()}
+        values = {
+            str(r): tuple(as_float(x) for x in v or ()) for r, v in _map(d.get("values")).items()
+        }
         error = d.get("error")
         return cls(values=values, error=None if error is None else str(error))
 

@@ -12,7 +12,7 @@ import enum
 import math
 from typing import Any
 
-__all__ = ["NONFINITE", "jsonable", "number"]
+__all__ = ["NONFINITE", "as_float", "jsonable", "number"]
 
 #: How non-finite numbers are spelt in JSON.
 NONFINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
@@ -60,3 +60,19 @@ def number(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ValueError(f"expected a number or one of {', '.join(NONFINITE)}; received {value!r}")
     return float(value)
+
+
+def as_float(value: Any) -> float:
+    """A number read back from a document that may be damaged: NaN for anything that is not
+    one (``"nan"``, ``"inf"`` and ``"-inf"`` read as themselves).
+
+    Example:
+        >>> as_float("inf"), as_float(None), as_float("x")
+        (inf, nan, nan)
+    """
+    if isinstance(value, bool) or value is None:
+        return math.nan
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan

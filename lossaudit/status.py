@@ -10,7 +10,6 @@ diagnostic, a typed cause), the audit marks a hang with a flag, and the report c
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable
 
 from lossaudit.errors import InvalidSpec, did_you_mean, invalid
 
@@ -40,12 +39,6 @@ class Status(enum.StrEnum):
     def bad(self) -> bool:
         """Whether this status fails an audit (a failure or an error)."""
         return self in (Status.ERROR, Status.FAIL)
-
-    @classmethod
-    def worst(cls, statuses: Iterable[Status | str]) -> Status | None:
-        """The most severe of ``statuses`` (``None`` for none)."""
-        found = [cls(s) for s in statuses]
-        return min(found, key=lambda s: s.rank) if found else None
 
     @classmethod
     def parse(cls, value: str) -> Status:

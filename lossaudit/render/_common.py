@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from lossaudit.jsonable import as_float
 from lossaudit.report import Report
 
 BALANCE_HEADER = ("component", "value", "weight", "share", "x2 weight")
@@ -13,18 +14,6 @@ BALANCE_HEADER = ("component", "value", "weight", "share", "x2 weight")
 BALANCE_LEGEND = (
     "share: of the total's gradient on {on}; x2 weight: its share with its weight doubled"
 )
-
-
-def as_float(v: Any) -> float:
-    """A number from the report, NaN for anything else (JSON writes NaN as ``"nan"``)."""
-    if isinstance(v, bool) or v is None:
-        return math.nan
-    if isinstance(v, int | float):
-        return float(v)
-    try:
-        return float(v)
-    except (TypeError, ValueError):
-        return math.nan
 
 
 def _num(v: Any) -> str:
