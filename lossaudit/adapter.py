@@ -5,7 +5,10 @@ per-sample values where the loss gives them, and the gradient of every component
 to the raw predictions ``(batch, H, W, anchors, 5 + C)``. It
 
 - accepts a plain function ``loss(y_true, y_pred)``, a Keras ``Loss`` instance, or anything
-  callable the same way;
+  callable the same way, or a loss with its own calling convention through a layout
+  (:mod:`lossaudit.layouts`): the layout encodes the scene into the loss's truth inputs and
+  rearranges the canonical predictions inside the traced computation, so gradients are always
+  taken with respect to the canonical predictions;
 - reads components from a returned mapping, or captures the ones the loss logs with
   ``tf.summary.scalar`` (the seed write-up's style) without changing the loss;
 - traces the loss once per input shape under ``tf.function`` (and under XLA on request) and
@@ -37,7 +40,9 @@ from lossaudit.calling import (
 )
 from lossaudit.components import COMPONENTS, base_roles, check_mapping, group
 from lossaudit.errors import LossError
+from lossaudit.layouts import CANONICAL, Frame, Layout
 from lossaudit.scenarios import Case
+from lossaudit.spec import GridSpec, Scene
 
 __all__ = ["Adapter", "Evaluation", "describe_exception", "import_tensorflow"]
 
@@ -69,16 +74,28 @@ class Adapter:
     """Evaluates one loss on cases, eagerly, under ``tf.function`` or under XLA.
 
     ``components`` maps names the loss reports to roles (see :func:`role_for_name`), overriding
-    the heuristic. Results are cached by input bytes, so properties that revisit the same case
-    pay for it once.
+    the heuristic and the layout's own names. ``layout`` says how to call the loss (default
+    canonical) and ``frame`` its frames and units (grid, anchors, input size, extra keywords);
+    ``names`` names the values of a tuple return (default: the layout's). Results are cached by
+    input bytes, so properties that revisit the same case pay for it once.
     """
 
     def __init__(
-        self, loss: Any, *, components: Mapping[str, str] | None = None, cache_size: int = 256
+        self,
+        loss: Any,
+        *,
+        components: Mapping[str, str] | None = None,
+        layout: Layout | None = None,
+        frame: Frame | None = None,
+        names: tuple[str, ...] = (),
+        cache_size: int = 256,
     ):
         self.loss = loss
         self._fn = unwrap_loss(loss)
-        self.components = check_mapping(components)
+        self.layout = layout or CANONICAL
+        self.frame = frame or Frame(GridSpec())
+        self.names = tuple(names) or self.layout.returns
+        self.components = {**self.layout.components, **check_mapping(components)}
         self._compiled: dict[str, Any] = {}
         self._trace_info: dict[tuple[str, tuple[int, ...]], dict[str, Any]] = {}
         self._trace_errors: dict[tuple[str, tuple[int, ...]], Exception] = {}
@@ -97,7 +114,7 @@ class Adapter:
     ) -> tuple[dict[str, Any], bool, dict[str, tuple[str, ...]]]:
         """Map the loss's output and captured summaries to ``{role: tensor}``."""
         tf = import_tensorflow()
-        named = reported(out, captured)
+        named = reported(out, captured, self.names)
         grouped = group(named, self.components)
         self.unmapped.update(grouped.unmapped)
         comps: dict[str, Any] = {}
@@ -131,20 +148,34 @@ class Adapter:
             comps["total"] = tf.add_n(shaped) if len(shaped) > 1 else shaped[0]
         return comps, total_given, grouped.names
 
+    def inputs(self, scene: Scene) -> dict[str, np.ndarray]:
+        """The loss's truth-side inputs for ``scene``, as the layout encodes them (numpy).
+
+        Raises :class:`LossError` when a user-defined layout's ``encode`` fails."""
+        frame = self.frame.at(scene.spec.shape)
+        try:
+            encoded = self.layout.encode(scene, frame)
+            return {str(k): np.ascontiguousarray(v) for k, v in dict(encoded).items()}
+        except Exception as exc:
+            raise LossError(
+                f"layout {self.layout.name!r} could not encode the scene: {describe_exception(exc)}"
+            ) from exc
+
     def forward(self) -> Callable[[Any, Any], Any]:
-        """``forward(y_true, y_pred) -> (comps, scalars, total_given, names)`` on tensors:
-        the loss called once, its components normalised by role (traceable)."""
+        """``forward(truth, y_pred) -> (comps, scalars, total_given, names)`` on tensors:
+        the loss called once through the layout (``truth``: :meth:`inputs` as tensors), its
+        components normalised by role (traceable)."""
         tf = import_tensorflow()
         # Autograph converts the user's loss (it may branch on tensors), not lossaudit's own
         # bookkeeping around it.
         normalise = tf.autograph.experimental.do_not_convert(self._normalise)
-        loss_fn = self._fn
+        loss_fn, layout, frame = self._fn, self.layout, self.frame
 
-        def forward(y_true: Any, y_pred: Any) -> Any:
+        def forward(truth: Any, y_pred: Any) -> Any:
             batch = int(y_pred.shape[0])
             captured: dict[str, Any] = {}
             with capture_summaries(captured):
-                out = loss_fn(y_true, y_pred)
+                out = layout.call(loss_fn, truth, y_pred, frame.at(tuple(y_pred.shape)))
             comps, total_given, names = normalise(out, captured, batch)
             scalars = {r: (tf.reduce_mean(v) if v.shape.rank == 1 else v) for r, v in comps.items()}
             return comps, scalars, total_given, names
@@ -182,9 +213,9 @@ class Adapter:
         tf = import_tensorflow()
         forward = self.forward()
 
-        def run(y_true: Any, y_pred: Any) -> Any:
+        def run(truth: Any, y_pred: Any) -> Any:
             (comps, scalars, total_given, names), by_source = self.component_gradients(
-                lambda: forward(y_true, y_pred), [y_pred]
+                lambda: forward(truth, y_pred), [y_pred]
             )
             connected = {r: g[0] is not None for r, g in by_source.items()}
             grads = {
@@ -219,11 +250,13 @@ class Adapter:
         Raises :class:`LossError` when the loss raises or returns something unusable.
         """
         mode = mode or self.default_mode
-        y_true = case.y_true()
+        y_true = self.inputs(case.scene)
         y_pred = np.ascontiguousarray(case.y_pred, dtype=np.float32)
         digest = hashlib.blake2b(digest_size=16)
         digest.update(str(y_pred.shape).encode())
-        digest.update(y_true.tobytes())
+        for name, array in sorted(y_true.items()):
+            digest.update(f"{name}{array.shape}{array.dtype}".encode())
+            digest.update(array.tobytes())
         digest.update(y_pred.tobytes())
         key = (mode, digest.digest())
         if key in self._cache:
@@ -258,7 +291,7 @@ class Adapter:
         size = sum(g.nbytes for g in per_entry.grads.values())
         return size * len(self._cache)
 
-    def _call(self, mode: str, y_true: np.ndarray, y_pred: np.ndarray) -> Evaluation:
+    def _call(self, mode: str, y_true: dict[str, np.ndarray], y_pred: np.ndarray) -> Evaluation:
         tf = import_tensorflow()
         self.calls += 1
         key = (mode, tuple(y_pred.shape))
@@ -267,7 +300,8 @@ class Adapter:
             raise self._trace_errors[key]
         runner = self._runner(mode)
         try:
-            scalars, per_sample, grads = runner(tf.constant(y_true), tf.constant(y_pred))
+            truth = {k: tf.constant(v) for k, v in y_true.items()}
+            scalars, per_sample, grads = runner(truth, tf.constant(y_pred))
         except tf.errors.OpError as exc:
             if not self.separate_passes and "pyfunc" in str(exc):
                 self.separate_passes = True
@@ -292,9 +326,8 @@ class Adapter:
 
     def try_mode(self, case: Case, mode: str) -> tuple[Evaluation | None, str | None]:
         """Evaluate in ``mode`` without fallback; return ``(evaluation, None)`` or ``(None, error)``."""
-        y_true = case.y_true()
         y_pred = np.ascontiguousarray(case.y_pred, dtype=np.float32)
         try:
-            return self._call(mode, y_true, y_pred), None
+            return self._call(mode, self.inputs(case.scene), y_pred), None
         except Exception as exc:
             return None, describe_exception(exc)

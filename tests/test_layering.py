@@ -38,10 +38,12 @@ STAGE = {
     "errors": "base",
     "settings": "base",
     "components": "base",  # the one role vocabulary
+    "references": "base",  # importing what a module:name string names
     "status": "base",  # typed statuses
     "jsonable": "base",  # the one JSON policy
     "spec": "spec",
     "options": "spec",  # the one loss-options schema
+    "layouts": "spec",  # calling conventions: scenes to a loss's own arguments
     "strategies": "generation",
     "scenarios": "generation",
     "adapter": "adapter",
@@ -70,7 +72,7 @@ STAGE = {
 
 #: Only these modules (and their submodules) may import TensorFlow or Keras, and only inside
 #: functions: importing them (as ``import lossaudit`` does the adapter) must stay light...
-TENSORFLOW_ALLOWED = {"adapter", "harness", "calling", "keras", "examples"}
+TENSORFLOW_ALLOWED = {"adapter", "harness", "calling", "keras", "examples", "layouts"}
 #: ... where the example losses (user code, run as a user would write it) may do so at the top.
 TENSORFLOW_AT_TOP_LEVEL = {"examples"}
 #: Keras 3 imports its TensorFlow backend, so importing it is importing TensorFlow.

@@ -1,0 +1,239 @@
+"""What a layout is: the bridge between lossaudit's scenes and a loss's own arguments.
+
+lossaudit generates one thing, scenes (:class:`~lossaudit.spec.Scene`), and raw predictions
+in the canonical layout ``(batch, H, W, anchors, 5 + C)``. A :class:`Layout` turns both into
+the arguments of the audited loss and calls it:
+
+- ``encode(scene, frame)`` returns the truth-side inputs as named numpy arrays (a padded list
+  of true boxes, detector masks, matching boxes, a label grid in pixels...). It runs outside
+  TensorFlow, once per case;
+- ``call(loss, truth, y_pred, frame)`` calls the loss with those inputs (now tensors) and the
+  raw predictions (a tensor, canonical shape), rearranged as the loss expects (flattened to
+  ``(batch, H, W, anchors * (5 + C))``, decoded, split). It runs inside the traced
+  computation, so gradients flow back to the canonical predictions and properties keep
+  speaking scenes and roles, never argument positions.
+
+A :class:`Frame` carries what a layout needs beyond the scene: the grid, the codec (anchor
+sizes as image fractions), the input size in pixels, the anchors in any unit and the extra
+keyword arguments the user gave for the loss. Everything here is numpy; TensorFlow is imported
+inside the functions that build tensors.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+from lossaudit.errors import invalid
+from lossaudit.spec import CLS0, Codec, GridSpec, Scene
+
+__all__ = [
+    "ANCHOR_UNITS",
+    "Frame",
+    "Layout",
+    "accepts",
+    "box_list",
+    "detector_mask",
+    "flat",
+    "image_boxes",
+]
+
+AnchorUnit = Literal["image", "grid", "pixels"]
+#: Units a layout's anchors are given in: image fractions, grid cells or input pixels.
+ANCHOR_UNITS: tuple[str, ...] = ("image", "grid", "pixels")
+#: Input pixels per grid cell when no input size is given (every YOLO backbone's stride).
+STRIDE = 32
+
+
+@dataclass(frozen=True)
+class Frame:
+    """Frames and units of one evaluation: grid, codec, input size, anchors, loss keywords.
+
+    ``input_size`` is ``(height, width)`` in pixels; ``keywords`` the extra keyword arguments
+    the user gave for the loss (``--loss-arg``).
+
+    Example:
+        >>> frame = Frame(GridSpec(1, 13, 13, 2, 1), Codec(anchor_sizes=((0.1, 0.2), (0.5, 0.5))))
+        >>> frame.input_size, frame.anchors("grid")[0].tolist(), frame.anchors("pixels")[1].tolist()
+        ((416, 416), [1.3, 2.6], [208.0, 208.0])
+    """
+
+    spec: GridSpec
+    codec: Codec = field(default_factory=Codec)
+    input_size: tuple[int, int] = (0, 0)
+    keywords: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.input_size == (0, 0):
+            size = (STRIDE * self.spec.H, STRIDE * self.spec.W)
+            object.__setattr__(self, "input_size", size)
+
+    @property
+    def stride(self) -> tuple[float, float]:
+        """Input pixels per grid cell, ``(down, across)``."""
+        return (self.input_size[0] / self.spec.H, self.input_size[1] / self.spec.W)
+
+    def at(self, shape: tuple[int, ...]) -> Frame:
+        """The same frame for predictions of ``shape`` (another grid keeps the stride, so the
+        input size follows the grid; anchors stay the same fraction of the image)."""
+        batch, h, w, anchors, channels = (int(v) for v in shape)
+        spec = GridSpec(batch, h, w, anchors, channels - 5)
+        if spec == self.spec:
+            return self
+        down, across = self.stride
+        size = (max(1, round(down * h)), max(1, round(across * w)))
+        return Frame(spec, self.codec, size, self.keywords)
+
+    def anchors(self, unit: str = "image") -> np.ndarray:
+        """One ``(w, h)`` row per anchor, float32, in ``unit``: ``image`` fractions, ``grid``
+        cells or input ``pixels``."""
+        image = np.array(
+            [self.codec.anchor(a) for a in range(self.spec.anchors)], dtype=np.float64
+        ).reshape(self.spec.anchors, 2)
+        scale = {
+            "image": (1.0, 1.0),
+            "grid": (self.spec.W, self.spec.H),
+            "pixels": (self.input_size[1], self.input_size[0]),
+        }[unit]
+        return (image * np.array(scale)).astype(np.float32)
+
+
+def image_boxes(scene: Scene) -> np.ndarray:
+    """Every object as ``(b, x, y, w, h, class)`` with x, y the image-relative centre and w, h
+    image fractions, one row per object, in scene order; shape ``(n, 6)``, float64."""
+    spec = scene.spec
+    rows = [
+        (o.b, (o.j + o.x) / spec.W, (o.i + o.y) / spec.H, o.w, o.h, o.cls) for o in scene.objects
+    ]
+    return np.array(rows, dtype=np.float64).reshape(len(rows), 6)
+
+
+def box_list(
+    scene: Scene, max_boxes: int, *, corners: bool = False, scale: tuple[float, float] = (1, 1)
+) -> np.ndarray:
+    """The padded list of true boxes per image, ``(batch, max_boxes, 5)``, float32: centre
+    x, y and size w, h (or corners x1, y1, x2, y2) times ``scale`` = ``(across, down)``, then
+    the class index; rows past an image's last box are zero. ``max_boxes`` must hold the
+    busiest image (scenes never place more objects than anchor slots)."""
+    out = np.zeros((scene.spec.batch, max_boxes, 5), dtype=np.float32)
+    counts = np.zeros(scene.spec.batch, dtype=int)
+    sx, sy = scale
+    for b, x, y, w, h, c in image_boxes(scene):
+        b = int(b)
+        if counts[b] >= max_boxes:
+            raise invalid(
+                "an image has more objects than the true-box list holds",
+                f"at most {max_boxes} boxes per image",
+                f"more in image {b}",
+                "Raise max_boxes for this layout.",
+            )
+        box = (x - w / 2, y - h / 2, x + w / 2, y + h / 2) if corners else (x, y, w, h)
+        out[b, counts[b], :4] = np.array(box) * (sx, sy, sx, sy)
+        out[b, counts[b], 4] = c
+        counts[b] += 1
+    return out
+
+
+def detector_mask(scene: Scene) -> np.ndarray:
+    """``(batch, H, W, anchors, 1)`` float32: 1 where an anchor is responsible for an object."""
+    return scene.object_mask()[..., None].astype(np.float32)
+
+
+def one_hot(scene: Scene) -> np.ndarray:
+    """The class channels of the canonical truth, ``(batch, H, W, anchors, C)``."""
+    return scene.truth()[..., CLS0:]
+
+
+def flat(y_pred: Any) -> Any:
+    """Raw predictions ``(batch, H, W, anchors, 5 + C)`` as one conv output
+    ``(batch, H, W, anchors * (5 + C))`` (a tensor; the reshape passes gradients back)."""
+    import tensorflow as tf
+
+    batch, h, w, anchors, channels = (int(v) for v in y_pred.shape)
+    return tf.reshape(y_pred, [batch, h, w, anchors * channels])
+
+
+def accepts(fn: Callable[..., Any], name: str) -> bool:
+    """True when ``fn`` takes a keyword argument ``name`` (or any keyword, via ``**kw``)."""
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(p.name == name or p.kind is p.VAR_KEYWORD for p in params)
+
+
+Encode = Callable[[Scene, Frame], Mapping[str, np.ndarray]]
+Call = Callable[[Callable[..., Any], Mapping[str, Any], Any, Frame], Any]
+
+
+@dataclass(frozen=True)
+class Layout:
+    """How a loss wants its inputs, and how to read what it returns.
+
+    - ``encode(scene, frame) -> {name: array}``: the truth-side inputs (numpy);
+    - ``call(loss, truth, y_pred, frame)``: call ``loss`` with ``truth`` (the same names, now
+      tensors) and ``y_pred`` (canonical raw predictions, a tensor) and return what it returns;
+    - ``returns``: names for the values of a tuple or list return, in order (each named by
+      the component heuristic or ``components``);
+    - ``components``: ``{reported name: role}`` defaults for the names this convention uses;
+    - ``anchor_unit``: the unit of ``--anchor-sizes`` under this layout (``image``, ``grid``
+      or ``pixels``);
+    - ``codec``: the activations the convention applies (``{"cls": "sigmoid"}``...), used
+      where the user gave none;
+    - ``square``: the convention assumes square grids;
+    - ``summary``: one line for ``--help`` and the README's table.
+
+    Example (a made-up convention: truth as a list of boxes, predictions flattened):
+        >>> from lossaudit.layouts import Layout, box_list, flat
+        >>> mine = Layout(
+        ...     "mine",
+        ...     encode=lambda scene, frame: {"boxes": box_list(scene, 8)},
+        ...     call=lambda loss, truth, y_pred, frame: loss(truth["boxes"], flat(y_pred)),
+        ...     returns=("box", "obj", "cls"),
+        ... )
+    """
+
+    name: str
+    encode: Encode
+    call: Call
+    returns: tuple[str, ...] = ()
+    components: Mapping[str, str] = field(default_factory=dict)
+    anchor_unit: str = "image"
+    codec: Mapping[str, str] = field(default_factory=dict)
+    square: bool = False
+    summary: str = ""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name:
+            raise invalid("a layout has no name", "a non-empty str", repr(self.name), "Name it.")
+        for what in ("encode", "call"):
+            if not callable(getattr(self, what)):
+                raise invalid(
+                    f"Layout.{what} is not callable",
+                    "encode(scene, frame) -> {name: array} and "
+                    "call(loss, truth, y_pred, frame) -> what the loss returns",
+                    f"{what}={getattr(self, what)!r}",
+                    "Pass functions (see lossaudit.layouts.Layout).",
+                )
+        if self.anchor_unit not in ANCHOR_UNITS:
+            raise invalid(
+                "Layout.anchor_unit is not a known unit",
+                " | ".join(ANCHOR_UNITS),
+                repr(self.anchor_unit),
+                "Say whether the loss's anchors are image fractions, grid cells or pixels.",
+            )
+        unknown = set(self.codec) - {"xy", "wh", "obj", "cls"}
+        if unknown:
+            raise invalid(
+                "Layout.codec names an unknown channel",
+                "keys among xy, wh, obj, cls",
+                ", ".join(sorted(unknown)),
+                'Pass e.g. codec={"cls": "sigmoid"}.',
+            )
+        object.__setattr__(self, "returns", tuple(str(n) for n in self.returns))
+        object.__setattr__(self, "components", dict(self.components))
+        object.__setattr__(self, "codec", dict(self.codec))
