@@ -46,6 +46,18 @@ from lossaudit.spec import GridSpec, Scene
 
 __all__ = ["Adapter", "Evaluation", "describe_exception", "import_tensorflow"]
 
+#: Graph ops that write a variable.
+_WRITES = frozenset(
+    {
+        "AssignVariableOp",
+        "AssignAddVariableOp",
+        "AssignSubVariableOp",
+        "ResourceScatterAdd",
+        "ResourceScatterSub",
+        "ResourceScatterUpdate",
+    }
+)
+
 
 @dataclass(frozen=True)
 class Evaluation:
@@ -107,6 +119,8 @@ class Adapter:
         self.separate_passes = False
         self.unmapped: set[str] = set()
         self.calls = 0
+        #: The traced computation per (mode, shape), to read what the loss does in graph mode.
+        self._concrete: dict[tuple[str, tuple[int, ...]], Any] = {}
 
     # -- building the computation --------------------------------------------------------------
     def _normalise(
@@ -301,7 +315,10 @@ class Adapter:
         runner = self._runner(mode)
         try:
             truth = {k: tf.constant(v) for k, v in y_true.items()}
-            scalars, per_sample, grads = runner(truth, tf.constant(y_pred))
+            pred = tf.constant(y_pred)
+            scalars, per_sample, grads = runner(truth, pred)
+            if mode != "eager" and key not in self._concrete:
+                self._concrete[key] = runner.get_concrete_function(truth, pred)
         except tf.errors.OpError as exc:
             if not self.separate_passes and "pyfunc" in str(exc):
                 self.separate_passes = True
@@ -323,6 +340,57 @@ class Adapter:
             total_given=bool(info["total_given"]),
             names=dict(info["names"]),
         )
+
+    # -- state -------------------------------------------------------------------------------
+    def written_variables(self) -> list[tuple[str, Any]]:
+        """``(name, variable)`` for every variable the traced loss assigns to (a warm-up
+        counter, a step), named as the loss's module, object or closure names it."""
+        found: dict[int, tuple[str, Any]] = {}
+        for cf in self._concrete.values():
+            captured = list(cf.graph.internal_captures)
+            handles = list(cf.captured_inputs)
+            variables = {id(v.handle): v for v in cf.graph.variables}
+            for op in cf.graph.get_operations():
+                if op.type not in _WRITES or not op.inputs:
+                    continue
+                index = [k for k, c in enumerate(captured) if c is op.inputs[0]]
+                if not index:
+                    continue
+                variable = variables.get(id(handles[index[0]]))
+                if variable is not None and id(variable) not in found:
+                    found[id(variable)] = (self._name_of(variable), variable)
+        return list(found.values())
+
+    def _name_of(self, variable: Any) -> str:
+        fn = getattr(self._fn, "__func__", self._fn)
+        places: list[tuple[str, Any]] = []
+        owner = getattr(self._fn, "__self__", None) or self.loss
+        places += (
+            [(f"self.{k}", v) for k, v in vars(owner).items()] if hasattr(owner, "__dict__") else []
+        )
+        places += list(getattr(fn, "__globals__", {}).items())
+        cells = getattr(fn, "__closure__", None) or ()
+        names = getattr(getattr(fn, "__code__", None), "co_freevars", ())
+        places += [(n, c.cell_contents) for n, c in zip(names, cells, strict=False)]
+        for name, value in places:
+            if value is variable:
+                return name
+        return variable.name.removesuffix(":0")
+
+    def state_effect(self, case: Case, variable: Any) -> tuple[dict[str, float], dict[str, float]]:
+        """The loss's values on ``case`` with ``variable`` as it is now and reset to zero (its
+        value restored after): different values mean the loss's result depends on its state."""
+        tf = import_tensorflow()
+        saved = tf.identity(variable)
+        y_pred = np.ascontiguousarray(case.y_pred, dtype=np.float32)
+        inputs = self.inputs(case.scene)
+        try:
+            now = self._call(self.default_mode, inputs, y_pred).values
+            variable.assign(tf.zeros_like(saved))
+            reset = self._call(self.default_mode, inputs, y_pred).values
+        finally:
+            variable.assign(saved)
+        return now, reset
 
     def try_mode(self, case: Case, mode: str) -> tuple[Evaluation | None, str | None]:
         """Evaluate in ``mode`` without fallback; return ``(evaluation, None)`` or ``(None, error)``."""

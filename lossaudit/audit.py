@@ -22,6 +22,7 @@ from lossaudit.components import order_key
 from lossaudit.counterexamples import MAX_CELLS, counterexample
 from lossaudit.errors import InvalidArgument, LossError, invalid
 from lossaudit.findings import Analysis
+from lossaudit.layouts import get_layout
 from lossaudit.options import LossOptions
 from lossaudit.properties.registry import Context, NonFinite, Outcome, Property
 from lossaudit.report import Report, Result
@@ -59,12 +60,20 @@ def reproduce_command(
     *,
     only: str | None = None,
     components: Mapping[str, str] | None = None,
+    calling: LossOptions | None = None,
 ) -> str:
-    """The ``lossaudit report`` command that reruns an audit (or one property) identically."""
+    """The ``lossaudit report`` command that reruns an audit (or one property) identically;
+    ``calling`` gives the layout options (the rest of it is ignored)."""
     argv = ["lossaudit", "report"]
     if target:
         argv.append(target)
-    options = LossOptions(spec, codec, dict(components or {}), settings.reduction)
+    options = dataclasses.replace(
+        calling or LossOptions(),
+        spec=spec,
+        codec=codec,
+        components=dict(components or {}),
+        reduction=settings.reduction,
+    )
     argv += options.to_flags()
     if only:
         argv += ["--only", only]
@@ -285,6 +294,7 @@ def _run_all(
     components: Mapping[str, str],
     worker: Worker,
     progress: Progress | None,
+    calling: LossOptions,
 ) -> tuple[list[Result], str | None]:
     """Every selected property in component order; ``(results, property the loss hung in)``.
     After a hang the rest are not run (the worker thread is still busy with it)."""
@@ -300,7 +310,7 @@ def _run_all(
             results.append(_plain(prop, Status.SKIP, reason))
             continue
         reproduce = reproduce_command(
-            target, spec, codec, settings, only=prop.name, components=components
+            target, spec, codec, settings, only=prop.name, components=components, calling=calling
         )
         if hung_in is not None:
             results.append(
@@ -346,6 +356,16 @@ def _hung_first_call(settings: Settings) -> str:
 def _notes(adapter: Adapter, probe: Any) -> tuple[str, ...]:
     """What the report should say about how the loss was run and read."""
     notes = []
+    layout = adapter.layout
+    if layout.name != "canonical":
+        frame = adapter.frame
+        anchors = ", ".join(
+            f"{w:.4g}x{h:.4g}" for w, h in frame.anchors(layout.anchor_unit).astype(float)
+        )
+        notes.append(
+            f"called through layout {layout.name!r} (input {frame.input_size[1]}x"
+            f"{frame.input_size[0]} px; anchors in {layout.anchor_unit} units: {anchors})"
+        )
     if adapter.graph_error:
         notes.append(
             f"the loss could not be traced with tf.function and ran eagerly: {adapter.graph_error}"
@@ -371,6 +391,10 @@ def audit(
     target: str | None = None,
     progress: Progress | None = None,
     analyse_loss: bool | None = None,
+    layout: Any = None,
+    input_size: Any = None,
+    loss_kwargs: Mapping[str, Any] | None = None,
+    component_names: Any = None,
 ) -> Report:
     """Audit ``loss`` component by component and return a :class:`~lossaudit.report.Report`.
 
@@ -389,6 +413,13 @@ def audit(
         analyse_loss: also measure response curves, the gradient view, the balance table and
             the training curves (:mod:`lossaudit.analysis`) into ``Report.analysis``; by default
             only for a full audit (no ``only``), since a few seconds of training go with it.
+        layout: how to call the loss: a built-in layout's name (``"yad2k"``), a
+            ``module:name`` reference or a :class:`~lossaudit.layouts.Layout` (default
+            canonical: ``loss(y_true, y_pred)``). ``codec.anchor_sizes`` stay image fractions;
+            the layout hands the loss its anchors in its own unit.
+        input_size: the network input in pixels, ``H`` or ``(H, W)`` (default 32 per cell).
+        loss_kwargs: extra keyword arguments for the loss.
+        component_names: names of the values of a tuple return, in order.
 
     Example:
         >>> from lossaudit import audit, GridSpec, Codec
@@ -397,14 +428,32 @@ def audit(
         {'coordinates': 'pass', 'objects': 'pass', 'no_objects': 'pass', 'classification': 'fail', ...}
     """
     started = time.perf_counter()
+    if codec is None and layout is not None:  # the convention's activations
+        codec = Codec(**get_layout(layout).codec)  # type: ignore[arg-type]
     spec, codec, settings = _checked(spec, codec, settings)
     only = [only] if isinstance(only, str) else only
     analyse_loss = not only if analyse_loss is None else analyse_loss
     components = dict(components or {})
+    calling = LossOptions.from_keywords(
+        {
+            "layout": layout,
+            "input_size": input_size,
+            "loss_kwargs": loss_kwargs or None,
+            "component_names": component_names or None,
+        },
+        where="audit()",
+    )
+    calling = dataclasses.replace(calling, spec=spec, codec=codec, components=components)
     selected = props.select(only=only)
     loss = _load_loss(loss)
     target = target or _target_name(loss)
-    adapter = Adapter(loss, components=components)
+    adapter = Adapter(
+        loss,
+        components=components,
+        layout=calling.layout,
+        frame=calling.frame(),
+        names=calling.component_names,
+    )
     tf_seconds = _import_tensorflow_timed()
     probe_started = time.perf_counter()
     worker = Worker()
@@ -415,7 +464,9 @@ def audit(
     if probe is None:
         worker.close(hung=not finished)
         message = f"the loss cannot be evaluated: {probe_error}"
-        reproduce = reproduce_command(target, spec, codec, settings, components=components)
+        reproduce = reproduce_command(
+            target, spec, codec, settings, components=components, calling=calling
+        )
         result = Result("total.runs", "total", Status.ERROR, message, reproduce=reproduce)
         stats = {"seconds": round(time.perf_counter() - started, 3), "examples": 0}
         stats["loss_evaluations"] = adapter.calls
@@ -423,7 +474,7 @@ def audit(
             **base, results=(dataclasses.replace(result, hung=not finished),), stats=stats
         )
     ctx = Context(adapter, spec, codec, settings, probe.roles, probe.total_given)
-    results, hung_in = _run_all(selected, ctx, target, components, worker, progress)
+    results, hung_in = _run_all(selected, ctx, target, components, worker, progress, calling)
     analysis, hung = Analysis(), False
     if hung_in is None and analyse_loss:
         if progress is not None:

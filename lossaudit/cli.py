@@ -289,6 +289,7 @@ def _report(args: argparse.Namespace) -> ExitCode:
         only=args.only,
         target=target,
         progress=_progress(sys.stderr) if tty else None,
+        **options.calling(),
     )
     if tty:
         sys.stderr.write("\r\x1b[2K")

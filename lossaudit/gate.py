@@ -117,7 +117,13 @@ def measure(loss: Any, cfg: LossConfig) -> dict[str, dict[str, float]]:
     from lossaudit.adapter import Adapter
 
     options = cfg.options
-    adapter = Adapter(loss, components=options.components)
+    adapter = Adapter(
+        loss,
+        components=options.components,
+        layout=options.layout,
+        frame=options.frame(),
+        names=options.component_names,
+    )
     out: dict[str, dict[str, float]] = {}
     for name, case in canonical_cases(options.spec, options.codec):
         try:
@@ -260,6 +266,7 @@ def run_check(
                 components=options.components,
                 target=cfg.target,
                 analyse_loss=analyse,
+                **options.calling(),
             )
         )
         if doc is not None:

@@ -198,6 +198,7 @@ class LossCollector(pytest.Collector):
             components=self.audited.components,
             only=only,
             target=label,
+            **self.audited.options.calling(),
         )
 
 

@@ -29,8 +29,28 @@ def _scene_seed(ctx: Context, role: str) -> st.SearchStrategy[Any]:
 @prop("pure", components=("total",), draws=_scene_seed, total_only_when_scalar=False, bugs=(21,))
 def pure(ctx: Context, role: str, d: dict[str, Any]) -> Outcome:
     """The same inputs give the same values on every call (no warm-up counter or other state
-    inside the loss)."""
+    inside the loss).
+
+    A variable the traced loss writes is named, and the loss evaluated with it as it is and
+    reset to zero (as at its first call): a counter that changes the values fails even after
+    its warm-up has run out; a step kept only for summaries passes."""
     case = sc.noisy(d["scene"], ctx.codec, seed=d["seed"])
+    for name, variable in ctx.adapter.written_variables():
+        now, reset = ctx.adapter.state_effect(case, variable)
+        for r in ctx.roles:
+            a, b = now.get(r, np.nan), reset.get(r, np.nan)
+            if np.isfinite(a) and np.isfinite(b) and abs(a - b) > tol(a, atol=1e-7, rtol=1e-6):
+                return Outcome(
+                    "fail",
+                    expected="values that do not depend on state the loss keeps between calls",
+                    observed=(
+                        f"the loss writes variable {name!r} on every call and its values depend "
+                        f"on it: {r} = {fmt(a)} now, {fmt(b)} with {name} reset to 0 (as at the "
+                        "first call); move the counter out of the loss (a callback or the "
+                        "training loop) or make it a constant"
+                    ),
+                    values={"now": a, "reset": b, "state": name},
+                )
     mode = ctx.adapter.default_mode
     runs = []
     for _ in range(3):

@@ -1,0 +1,309 @@
+"""Input layouts: encodings that round-trip to the scene, a user-defined layout end to end,
+the yad2k fixture losses audited as they are written (slow tier), and every way to get a
+layout wrong."""
+
+from __future__ import annotations
+
+import dataclasses
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from fixtures.catalog import LAYOUT_BUGS, LAYOUT_CORRECT, YAD2K_ANCHORS
+from lossaudit.calling import printed_values
+from lossaudit.errors import InvalidSpec
+from lossaudit.layouts import BUILT_IN, Frame, Layout, box_list, flat, get_layout
+from lossaudit.layouts.yad2k import YAD2K
+from lossaudit.options import LossOptions
+from lossaudit.spec import Codec, GridSpec, Obj, Scene
+from lossaudit.strategies import grid_specs, scenes
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _frame(spec: GridSpec) -> Frame:
+    rng = np.random.default_rng(spec.anchors)
+    sizes = tuple(tuple(float(v) for v in rng.uniform(0.05, 0.9, 2)) for _ in range(spec.anchors))
+    return Frame(spec, Codec(anchor_sizes=sizes))
+
+
+@st.composite
+def framed_scenes(draw: st.DrawFn) -> tuple[Scene, Frame]:
+    spec = draw(grid_specs())
+    return draw(scenes(spec, max_objects=6)), _frame(spec)
+
+
+# -- encodings round-trip to the scene ---------------------------------------------------------
+@given(framed_scenes())
+def test_canonical_encodes_the_canonical_truth(drawn):
+    scene, frame = drawn
+    encoded = BUILT_IN["canonical"].encode(scene, frame)
+    np.testing.assert_array_equal(encoded["y_true"], scene.truth())
+
+
+@given(framed_scenes())
+def test_yad2k_truth_decodes_back_to_the_scene(drawn):
+    scene, frame = drawn
+    spec = scene.spec
+    encoded = YAD2K.encode(scene, frame)
+    np.testing.assert_array_equal(encoded["detectors_mask"][..., 0], scene.object_mask())
+    anchors = frame.anchors("grid").astype(np.float64)
+    recovered = []
+    for b, i, j, a in zip(*np.nonzero(encoded["detectors_mask"][..., 0]), strict=True):
+        x, y, tw, th, cls = encoded["matching_true_boxes"][b, i, j, a].astype(np.float64)
+        w = np.exp(tw) * anchors[a, 0] / spec.W
+        h = np.exp(th) * anchors[a, 1] / spec.H
+        recovered.append(Obj(int(b), int(i), int(j), int(a), x, y, w, h, int(cls)))
+    _same_objects(recovered, scene.objects)
+    # The padded list holds each image's boxes, image-relative, then zero rows.
+    boxes = encoded["true_boxes"]
+    for b in range(spec.batch):
+        mine = [o for o in scene.objects if o.b == b]
+        rows = boxes[b, : len(mine)]
+        expected = [((o.j + o.x) / spec.W, (o.i + o.y) / spec.H, o.w, o.h, o.cls) for o in mine]
+        np.testing.assert_allclose(rows, np.array(expected).reshape(-1, 5), rtol=1e-5, atol=1e-6)
+        assert not boxes[b, len(mine) :].any()
+
+
+def _same_objects(got: list[Obj], want: tuple[Obj, ...]) -> None:
+    def key(o: Obj) -> tuple[int, ...]:
+        return o.slot
+
+    assert [o.slot for o in sorted(got, key=key)] == [o.slot for o in sorted(want, key=key)]
+    for g, w in zip(sorted(got, key=key), sorted(want, key=key), strict=True):
+        np.testing.assert_allclose(
+            (g.x, g.y, g.w, g.h, g.cls), (w.x, w.y, w.w, w.h, w.cls), rtol=1e-5, atol=1e-6
+        )
+
+
+def test_box_list_corners_and_pixels():
+    scene = Scene(GridSpec(1, 2, 4, 1, 3), (Obj(0, 1, 2, 0, 0.5, 0.5, 0.25, 0.5, 2),))
+    rows = box_list(scene, 2, corners=True, scale=(100, 50))
+    np.testing.assert_allclose(rows[0, 0], [50.0, 25.0, 75.0, 50.0, 2.0])
+    assert not rows[0, 1].any()
+
+
+def test_frame_converts_anchor_units_and_follows_the_grid():
+    frame = Frame(GridSpec(1, 13, 13, 1, 1), Codec(anchor_sizes=((0.25, 0.5),)), (416, 416))
+    np.testing.assert_allclose(frame.anchors("grid"), [[3.25, 6.5]])
+    np.testing.assert_allclose(frame.anchors("pixels"), [[104.0, 208.0]])
+    other = frame.at((1, 26, 13, 1, 6))
+    assert other.input_size == (832, 416) and other.spec.classes == 1
+    np.testing.assert_allclose(other.anchors("image"), [[0.25, 0.5]])
+
+
+# -- what a loss prints is captured by name ---------------------------------------------------
+@pytest.mark.parametrize(
+    "inputs, names",
+    [
+        (
+            ("yolo_loss, conf_loss, class_loss:", 1.0, 2.0, 3.0),
+            ["yolo_loss", "conf_loss", "class_loss"],
+        ),
+        (("conf:", 1.0, "cls =", 2.0), ["conf", "cls"]),
+        (("step", 3.0, np.zeros((2, 3))), ["step"]),  # a whole tensor is not a component
+        (("a, b:", 1.0), ["a, b"]),  # more names than values: read as one label
+    ],
+)
+def test_printed_values_are_named_by_the_message(inputs, names):
+    assert [n for n, _ in printed_values(inputs)] == names
+
+
+# -- a user-defined layout, end to end --------------------------------------------------------
+def _boxes_and_flat_loss(labels, conv):
+    """A made-up convention: truth as a padded box list in pixels plus a cell mask,
+    predictions flattened; returns (box, obj, noobj) as a tuple."""
+    import tensorflow as tf
+
+    mask, boxes = labels["mask"], labels["boxes"]
+    n, h, w, _ = conv.shape
+    pred = tf.reshape(conv, [n, h, w, -1, 6])
+    decoded = tf.concat([tf.sigmoid(pred[..., 0:2]), pred[..., 2:4]], axis=-1)
+    box = tf.reduce_sum(mask[..., None] * tf.square(decoded - boxes))
+    obj = tf.reduce_sum(
+        mask * tf.nn.sigmoid_cross_entropy_with_logits(tf.ones_like(mask), pred[..., 4])
+    )
+    noobj = tf.reduce_sum(
+        (1 - mask) * tf.nn.sigmoid_cross_entropy_with_logits(tf.zeros_like(mask), pred[..., 4])
+    )
+    return box, obj, noobj
+
+
+def _encode_made_up(scene, frame):
+    """Cell-offset centres and log sizes (anchors 1.0) where an object is, zero elsewhere."""
+    truth = scene.truth()
+    mask = truth[..., 4]
+    log_wh = np.log(np.where(mask[..., None] > 0, truth[..., 2:4], 1.0))
+    return {"mask": mask, "boxes": np.concatenate([truth[..., 0:2], log_wh], axis=-1)}
+
+
+MADE_UP = Layout(
+    "made-up",
+    encode=_encode_made_up,
+    call=lambda loss, truth, y_pred, frame: loss(truth, flat(y_pred)),
+    returns=("xy_loss", "obj_loss", "noobj_loss"),
+    codec={"cls": "sigmoid"},
+)
+
+
+def test_a_user_defined_layout_audits_a_loss_in_its_own_convention():
+    from lossaudit import audit
+    from lossaudit.settings import resolve
+
+    report = audit(
+        _boxes_and_flat_loss,
+        GridSpec(batch=2, H=3, W=4, anchors=2, classes=1),
+        settings=resolve("ci").replace(max_examples=10),
+        layout=MADE_UP,
+        only=[
+            "coordinates.decreases_as_boxes_converge",
+            "coordinates.gradient_flows",
+            "objects.decreases_as_confidence_rises",
+            "no_objects.ignores_object_anchors",
+        ],
+    )
+    assert {r: report.components[r] for r in ("coordinates", "objects", "no_objects")} == {
+        "coordinates": ["xy_loss"],
+        "objects": ["obj_loss"],
+        "no_objects": ["noobj_loss"],
+    }
+    assert {r.property: str(r.status) for r in report.results} == {
+        "coordinates.decreases_as_boxes_converge": "pass",
+        "coordinates.gradient_flows": "pass",
+        "objects.decreases_as_confidence_rises": "pass",
+        "no_objects.ignores_object_anchors": "pass",
+    }
+    assert any("called through layout 'made-up'" in note for note in report.notes)
+
+
+def test_a_tuple_return_without_names_says_how_to_name_it():
+    from lossaudit import audit
+
+    report = audit(
+        _boxes_and_flat_loss,
+        GridSpec(batch=1, H=2, W=2, anchors=1, classes=1),
+        layout=dataclasses.replace(MADE_UP, returns=()),
+        only=["total.finite"],
+    )
+    (result,) = report.results
+    assert str(result.status) == "error"
+    assert "--component-names" in result.message
+
+
+# -- choosing a layout wrongly ----------------------------------------------------------------
+def test_get_layout_names_the_built_in_ones():
+    with pytest.raises(InvalidSpec, match="canonical, yad2k"):
+        get_layout("yad3k")
+    with pytest.raises(InvalidSpec, match="not a Layout"):
+        get_layout("os.path:join")
+
+
+def test_a_layout_by_reference_is_written_back_as_that_reference(tmp_path, monkeypatch):
+    (tmp_path / "my_layouts.py").write_text(
+        "from lossaudit.layouts import Layout, flat\n"
+        "mine = Layout('mine', lambda s, f: {'t': s.truth()},\n"
+        "              lambda loss, t, p, f: loss(t['t'], flat(p)))\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    options = LossOptions.from_table({"layout": "my_layouts:mine"}, where="pyproject.toml")
+    assert options.layout.name == "my_layouts:mine"
+    assert options.to_flags() == ["--layout", "my_layouts:mine"]
+
+
+def test_anchors_in_the_layouts_unit_from_a_file():
+    options = LossOptions.from_table(
+        {"layout": "yad2k", "grid": 13, "anchors-file": str(ROOT / YAD2K_ANCHORS)}, where="t"
+    )
+    assert options.spec.anchors == 5
+    np.testing.assert_allclose(options.codec.anchor(0), (1.08 / 13, 1.19 / 13))
+    assert options.to_flags()[:4] == ["--grid", "13", "--anchors", "5"]
+    assert "1.08,1.19" in options.to_flags()
+
+
+def test_yad2k_cli_without_a_wrapper(tmp_path):
+    """The done-means command: a YAD2K-style file audited as it is, per component."""
+    out = tmp_path / "report.json"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "lossaudit.cli",
+            "report",
+            f"{ROOT / 'fixtures/losses/yad2k_style.py'}:yolo_loss",
+            "--layout",
+            "yad2k",
+            "--grid",
+            "5",
+            "--anchors-file",
+            str(ROOT / YAD2K_ANCHORS),
+            "--only",
+            "coordinates.decreases_as_boxes_converge",
+            "--only",
+            "confidence.decreases_as_confidence_rises",
+            "--profile",
+            "ci",
+            "--max-examples",
+            "5",
+            "--format",
+            "json",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    import json
+
+    report = json.loads(out.read_text())
+    assert report["components"]["coordinates"] == ["box_coord_loss"]
+    assert report["components"]["confidence"] == ["conf_loss"]
+    assert report["spec"]["anchors"] == 5
+
+
+# -- the yad2k fixtures, audited as written (slow) -----------------------------------------------
+def _audit_fixture(fixture, **changes):
+    from lossaudit import audit
+    from lossaudit.settings import resolve
+    from lossaudit.targets import load_target
+
+    table = {**fixture.options, **changes}
+    options = LossOptions.from_table(table, where=fixture.name)
+    path, name = fixture.target.split(":")
+    loss, target = load_target(f"{ROOT / path}:{name}")
+    return audit(
+        loss,
+        options.spec,
+        options.codec,
+        settings=resolve("ci").replace(shrink=False),
+        target=target,
+        analyse_loss=False,
+        **options.calling(),
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fixture", LAYOUT_CORRECT, ids=lambda f: f.name)
+@pytest.mark.parametrize("shape", [{}, {"grid": 4, "classes": 3}], ids=["3x4-C1", "4x4-C3"])
+def test_correct_layout_fixtures_raise_no_false_alarm(fixture, shape):
+    report = _audit_fixture(fixture, **shape)
+    bad = {r.property: r.message for r in report.results if str(r.status) in ("fail", "error")}
+    assert not bad, bad
+    warned = {r.property for r in report.results if str(r.status) == "warn"}
+    by_design = set(fixture.warns) | {"classification.trains", "classification.single_class"}
+    assert warned <= by_design, warned - by_design
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fixture", LAYOUT_BUGS, ids=lambda f: f.name)
+def test_broken_layout_fixtures_fail_on_the_right_component(fixture):
+    report = _audit_fixture(fixture)
+    status = {r.property: str(r.status) for r in report.results}
+    assert status[fixture.catches] == "fail", {p: s for p, s in status.items() if s != "pass"}
