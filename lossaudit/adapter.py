@@ -188,7 +188,7 @@ class Adapter:
         def forward(truth: Any, y_pred: Any) -> Any:
             batch = int(y_pred.shape[0])
             captured: dict[str, Any] = {}
-            with capture_summaries(captured):
+            with capture_summaries(captured, layout.print_names):
                 out = layout.call(loss_fn, truth, y_pred, frame.at(tuple(y_pred.shape)))
             comps, total_given, names = normalise(out, captured, batch)
             scalars = {r: (tf.reduce_mean(v) if v.shape.rank == 1 else v) for r, v in comps.items()}

@@ -17,12 +17,14 @@ from lossaudit.layouts.base import (
     Layout,
     accepts,
     box_list,
+    consecutive_groups,
     detector_mask,
     flat,
     image_boxes,
     one_hot,
 )
 from lossaudit.layouts.canonical import CANONICAL
+from lossaudit.layouts.keras_yolo3 import KERAS_YOLO3
 from lossaudit.layouts.yad2k import YAD2K
 from lossaudit.references import is_reference, resolve
 
@@ -34,6 +36,7 @@ __all__ = [
     "Layout",
     "accepts",
     "box_list",
+    "consecutive_groups",
     "detector_mask",
     "flat",
     "get_layout",
@@ -42,7 +45,7 @@ __all__ = [
 ]
 
 #: Built-in layouts by name, in ``--help`` order.
-BUILT_IN: dict[str, Layout] = {layout.name: layout for layout in (CANONICAL, YAD2K)}
+BUILT_IN: dict[str, Layout] = {layout.name: layout for layout in (CANONICAL, YAD2K, KERAS_YOLO3)}
 
 
 def get_layout(layout: str | Layout | None) -> Layout:

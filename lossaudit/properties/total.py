@@ -274,10 +274,17 @@ def _other_grid_draws(ctx: Context, role: str) -> st.SearchStrategy[Any]:
     return converge_draws(ls.scenes(_other_grid(ctx), min_objects=1, max_objects=3))
 
 
+def _other_grid_applies(ctx: Context, role: str) -> str | None:
+    if len(ctx.adapter.frame.scales) > 1:
+        return "a multi-scale loss's grids are tied to each other and to its input size"
+    return None
+
+
 @prop(
     "other_grid_size",
     components=("total",),
     draws=_other_grid_draws,
+    applies=_other_grid_applies,
     total_only_when_scalar=False,
     bugs=(24,),
 )
