@@ -511,8 +511,11 @@ def _audit_frame(
     probe_seconds = time.perf_counter() - probe_started
     base = _header(target, spec, codec, settings)
     if probe is None:
+        hint = ""
+        if finished and spec.H != spec.W:
+            hint = _square_hint(loss, frame, calling, worker, settings)
         worker.close(hung=not finished)
-        message = f"the loss cannot be evaluated: {probe_error}"
+        message = f"the loss cannot be evaluated: {probe_error}{hint}"
         reproduce = reproduce_command(
             target, spec, codec, settings, components=components, calling=calling
         )
@@ -541,6 +544,35 @@ def _audit_frame(
         notes=_notes(adapter, probe),
         stats=stats,
         analysis=analysis,
+    )
+
+
+def _square_hint(
+    loss: Any, frame: Frame, calling: LossOptions, worker: Worker, settings: Settings
+) -> str:
+    """When a loss fails on a non-square grid, whether it runs on a square one: a loss that
+    assumes square grids (BUG-CLASSES #16) is told so instead of left with a shape error."""
+    side = max(frame.spec.H, frame.spec.W)
+    square = frame.at((frame.spec.batch, side, side, frame.spec.anchors, frame.spec.channels))
+    adapter = Adapter(
+        loss,
+        components=calling.components,
+        layout=calling.layout,
+        frame=square,
+        names=calling.component_names,
+    )
+    try:
+        finished, (probe, _) = worker.run(
+            lambda: _probe(adapter, square.spec, square.codec), settings.time_limit
+        )
+    except Exception:
+        return ""
+    if not finished or probe is None:
+        return ""
+    return (
+        f". It runs on a square {side}x{side} grid: the loss assumes square grids (rows and "
+        f"columns confused, BUG-CLASSES #16). Audit the rest with --grid {side}, and make the "
+        "loss take H and W separately"
     )
 
 

@@ -92,8 +92,7 @@ class Frame:
 
     def at(self, shape: tuple[int, ...]) -> Frame:
         """The same frame for predictions of ``shape``. Another grid keeps the stride, so the
-        input size follows the grid, and anchors stay the same fraction of the image; a
-        transposed grid transposes every scale and the input too."""
+        input size follows the grid, and anchors stay the same fraction of the image."""
         batch, h, w, anchors, channels = (int(v) for v in shape)
         spec = GridSpec(batch, h, w, anchors, channels - 5)
         if spec == self.spec:
@@ -101,12 +100,24 @@ class Frame:
         down, across = self.stride
         size = (max(1, round(down * h)), max(1, round(across * w)))
         scales = list(self.scales)
-        transposed = (h, w) == (self.spec.W, self.spec.H) and h != w
-        if transposed:
-            scales = [(sw, sh) for sh, sw in scales]
-            size = (self.input_size[1], self.input_size[0])
         scales[self.scale] = (h, w)
         return dataclasses.replace(self, spec=spec, input_size=size, scales=tuple(scales))
+
+    def flipped(self) -> Frame:
+        """The frame of a transposed scene (after :meth:`at` its transposed shape): every
+        anchor's width and height swapped, and the other scales' grids transposed."""
+        codec = dataclasses.replace(
+            self.codec, anchor_sizes=tuple((h, w) for w, h in self.codec.anchor_sizes)
+        )
+        scales = tuple(
+            grid if k == self.scale else (grid[1], grid[0]) for k, grid in enumerate(self.scales)
+        )
+        return dataclasses.replace(
+            self,
+            codec=codec,
+            scales=scales,
+            anchor_list=tuple((h, w) for w, h in self.anchor_list),
+        )
 
     def anchors(self, unit: str = "image") -> np.ndarray:
         """The audited scale's anchors, one ``(w, h)`` row each, float32, in ``unit``:
@@ -256,7 +267,10 @@ class Layout:
       scale uses (default: equal consecutive groups);
     - ``scales``: the scale counts the convention accepts (``(1,)``: one grid per call);
     - ``print_names``: names of the values the loss prints under a message that does not
-      name them (``tf.print("loss: ", total, xy, wh, ...)``); repeated prints are summed.
+      name them (``tf.print("loss: ", total, xy, wh, ...)``); repeated prints are summed;
+    - ``hands_anchors``: ``call`` gives the loss its anchors from the frame, so a transposed
+      scene can be audited with its anchors transposed too (``total.transpose_invariant``
+      with non-square anchors).
 
     Example (a made-up convention: truth as a list of boxes, predictions flattened):
         >>> from lossaudit.layouts import Layout, box_list, flat
@@ -280,6 +294,7 @@ class Layout:
     anchor_groups: Groups = consecutive_groups
     scales: tuple[int, ...] = (1,)
     print_names: tuple[str, ...] = ()
+    hands_anchors: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:

@@ -97,6 +97,7 @@ KERAS_YOLO3 = Layout(
         "class_loss": "classification",
         "ignore_mask_sum": "ignore",
     },
+    hands_anchors=True,
     anchor_unit="pixels",
     codec={"xy": "sigmoid", "wh": "exp", "obj": "sigmoid", "cls": "sigmoid"},
     summary="yolo_loss(args, anchors, num_classes), args = [*outputs (N, H, W, 3*(5+C)), "
