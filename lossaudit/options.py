@@ -696,6 +696,8 @@ def _collect(source: _Source, given: Mapping[str, Any]) -> LossOptions:
         )
     elif sizes and "anchors" not in given:
         values["anchors"] = len(sizes)
+    if layout.square:
+        _check_square(source, layout, given, values)
     anchors = values["anchors"]
     if sizes and not scales and len(sizes) != anchors:
         raise source.reject(
@@ -708,6 +710,27 @@ def _collect(source: _Source, given: Mapping[str, Any]) -> LossOptions:
         return _build(values)
     except InvalidSpec as exc:  # the parsers check each value; this is a backstop
         raise InvalidSpec(f"{source.where}: {exc}" if source.where else str(exc)) from None
+
+
+def _check_square(
+    source: _Source, layout: Layout, given: Mapping[str, Any], values: dict[str, Any]
+) -> None:
+    """A convention that assumes square grids gets a square default grid, and a clear error
+    for a non-square one (instead of a shape error from inside the loss)."""
+    option = OPTIONS["scales"] if values["scales"] else OPTIONS["grid"]
+    grids = values["scales"] or [values["grid"]]
+    if option.name == "grid" and "grid" not in given:
+        side = max(values["grid"])
+        values["grid"] = (side, side)
+        return
+    if any(h != w for h, w in grids):
+        side = max(max(g) for g in grids)
+        raise source.reject(
+            option,
+            f"square grids: layout {layout.name!r} reads one size for rows and columns",
+            ", ".join(f"{h}x{w}" for h, w in grids),
+            f"Pass e.g. {source.name(option)} {side}.",
+        )
 
 
 def _check_scales(

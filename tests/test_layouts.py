@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from fixtures.catalog import LAYOUT_BUGS, LAYOUT_CORRECT, YAD2K_ANCHORS
 from lossaudit.calling import printed_values
+from lossaudit.cli import build_parser
 from lossaudit.errors import InvalidSpec
 from lossaudit.layouts import BUILT_IN, Frame, Layout, box_list, flat, get_layout
 from lossaudit.layouts.yad2k import YAD2K
@@ -413,3 +414,49 @@ def test_keras_yolo3_correct_fixture_raises_no_false_alarm_on_any_scale(table):
     assert not bad, bad
     assert report.components["coordinates"] == ["xy_loss", "wh_loss"]
     assert report.notes[0].startswith("audited scale by scale")
+
+
+# -- yunyang: one scale per call, pixels, label smoothing -------------------------------------------
+YY_ANCHORS = ROOT / "fixtures" / "anchors" / "yunyang_grid_cells.txt"
+
+
+@given(st.data())
+def test_yunyang_label_decodes_back_to_the_scene(data):
+    frames = LossOptions.from_table(
+        {"layout": "yunyang", "scales": "8,4,2", "anchors-file": str(YY_ANCHORS), "classes": 3},
+        where="t",
+    ).scale_frames()
+    frame = data.draw(st.sampled_from(frames))
+    scene = data.draw(scenes(frame.spec, max_objects=5))
+    encoded = BUILT_IN["yunyang"].encode(scene, frame)
+    label, boxes = encoded["label"], encoded["bboxes"]
+    stride = 64 / frame.spec.W
+    recovered = []
+    for b, i, j, a in zip(*np.nonzero(label[..., 4]), strict=True):
+        x, y, w, h = label[b, i, j, a, :4].astype(np.float64)
+        probs = label[b, i, j, a, 5:]
+        assert abs(probs.sum() - 1.0) < 1e-5 and probs.max() == pytest.approx(0.99 + 0.01 / 3)
+        cls = int(np.argmax(probs))
+        recovered.append(
+            Obj(int(b), int(i), int(j), int(a), x / stride - j, y / stride - i, w / 64, h / 64, cls)
+        )
+    _same_objects(recovered, scene.objects)
+    assert boxes.shape == (frame.spec.batch, 150, 4)
+    assert np.count_nonzero(boxes.any(axis=-1)) == len(scene.objects)
+
+
+def test_yunyang_anchors_are_each_scales_grid_cells():
+    frames = LossOptions.from_table(
+        {"layout": "yunyang", "scales": "8,4,2", "anchors-file": str(YY_ANCHORS)}, where="t"
+    ).scale_frames()
+    assert [f.stride for f in frames] == [(8.0, 8.0), (16.0, 16.0), (32.0, 32.0)]
+    np.testing.assert_allclose(frames[0].anchors("grid")[0], [1.25, 1.625])
+    np.testing.assert_allclose(frames[2].anchors("pixels")[2], [11.65625 * 32, 10.1875 * 32])
+
+
+def test_a_square_convention_gets_a_square_grid_or_a_clear_error():
+    assert LossOptions.from_table({"layout": "yunyang"}, where="t").spec.H == 4
+    with pytest.raises(InvalidSpec, match=r"square grids: layout 'yunyang'.*Pass e\.g\. --grid 5"):
+        LossOptions.from_cli(
+            build_parser().parse_args(["report", "--layout", "yunyang", "--grid", "3x5"])
+        )

@@ -26,6 +26,7 @@ from lossaudit.layouts.base import (
 from lossaudit.layouts.canonical import CANONICAL
 from lossaudit.layouts.keras_yolo3 import KERAS_YOLO3
 from lossaudit.layouts.yad2k import YAD2K
+from lossaudit.layouts.yunyang import YUNYANG
 from lossaudit.references import is_reference, resolve
 
 __all__ = [
@@ -45,7 +46,9 @@ __all__ = [
 ]
 
 #: Built-in layouts by name, in ``--help`` order.
-BUILT_IN: dict[str, Layout] = {layout.name: layout for layout in (CANONICAL, YAD2K, KERAS_YOLO3)}
+BUILT_IN: dict[str, Layout] = {
+    layout.name: layout for layout in (CANONICAL, YAD2K, KERAS_YOLO3, YUNYANG)
+}
 
 
 def get_layout(layout: str | Layout | None) -> Layout:
