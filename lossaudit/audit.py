@@ -31,7 +31,7 @@ from lossaudit.spec import Codec, GridSpec, Obj, Scene
 from lossaudit.status import Status
 from lossaudit.worker import Worker
 
-__all__ = ["audit", "reproduce_command"]
+__all__ = ["audit", "report_header", "reproduce_command"]
 
 Progress = Callable[[int, int, str], None]
 
@@ -254,8 +254,9 @@ def _checked(
     return spec, codec, settings
 
 
-def _header(target: str, spec: GridSpec, codec: Codec, settings: Settings) -> dict[str, Any]:
-    """The report's fields that say what was audited and how."""
+def report_header(target: str, spec: GridSpec, codec: Codec, settings: Settings) -> dict[str, Any]:
+    """The report's fields that say what was audited and how (also for the report the
+    supervisor writes when it had to stop an audit)."""
     return dict(
         target=target,
         spec=asdict(spec),
@@ -408,10 +409,12 @@ def audit(
     tf_seconds = _import_tensorflow_timed()
     probe_started = time.perf_counter()
     worker = Worker()
-    finished, probed = worker.run(lambda: _probe(adapter, spec, codec), settings.time_limit)
+    finished, probed = worker.run(
+        lambda: _probe(adapter, spec, codec), settings.time_limit, "the first call"
+    )
     probe, probe_error = probed if finished else (None, _hung_first_call(settings))
     probe_seconds = time.perf_counter() - probe_started
-    base = _header(target, spec, codec, settings)
+    base = report_header(target, spec, codec, settings)
     if probe is None:
         worker.close(hung=not finished)
         message = f"the loss cannot be evaluated: {probe_error}"
@@ -447,7 +450,7 @@ def _analysis(ctx: Context, worker: Worker, limit: float) -> tuple[Analysis, boo
     from lossaudit.analysis import analyse
 
     try:
-        finished, out = worker.run(lambda: analyse(ctx), limit)
+        finished, out = worker.run(lambda: analyse(ctx), limit, "the analysis")
     except Exception as exc:  # a bug in lossaudit: the verdicts stand without the pictures
         error = f"internal error in lossaudit's analysis: {describe_exception(exc)}"
         return Analysis(error=error), False
@@ -464,7 +467,9 @@ def _run_with_limit(
     started = time.perf_counter()
     try:
         finished, out = worker.run(
-            lambda: _run_property(prop, ctx, settings, settings.seed), settings.time_limit
+            lambda: _run_property(prop, ctx, settings, settings.seed),
+            settings.time_limit,
+            prop.name,
         )
     except Exception as exc:  # a bug in lossaudit or Hypothesis: report, never crash
         message = (

@@ -7,13 +7,17 @@ file. A path that cannot take a file is refused before any work is spent on its 
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TextIO
 
 from lossaudit.errors import UsageError
 
-__all__ = ["check_writable", "write_atomic", "write_or_explain"]
+__all__ = ["check_writable", "report_stream", "write_atomic", "write_or_explain"]
 
 
 def check_writable(path: Path, what: str = "--out") -> None:
@@ -61,3 +65,44 @@ def write_or_explain(path: Path, text: str, what: str) -> None:
             f"cannot write {what} to {str(path)!r}: {exc.strerror or exc}. "
             "Choose a path you can write to."
         ) from None
+
+
+@contextlib.contextmanager
+def report_stream() -> Iterator[TextIO]:
+    """Standard output for lossaudit's own output alone, for the block's duration.
+
+    Whatever else writes to stdout meanwhile (the loss's ``print``, C code writing to file
+    descriptor 1) goes to stderr, so ``--format json`` on stdout stays a JSON document. Yields
+    the stream to write the report to.
+    """
+    real = sys.stdout
+    try:
+        fd = real.fileno()
+        err_fd = sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):  # a captured or replaced stream: no fds
+        sys.stdout = sys.stderr
+        try:
+            yield real
+        finally:
+            sys.stdout = real
+        return
+    real.flush()
+    saved = os.dup(fd)
+    os.dup2(err_fd, fd)
+    stream = open(  # closed below, after the fds are restored
+        saved,
+        "w",
+        encoding=real.encoding,
+        errors=real.errors,
+        closefd=False,
+        newline=None,
+    )
+    sys.stdout = sys.stderr
+    try:
+        yield stream
+    finally:
+        stream.flush()
+        sys.stdout = real
+        os.dup2(saved, fd)
+        stream.close()
+        os.close(saved)

@@ -6,10 +6,12 @@ expected, what was received and how to fix it, with close matches for misspelt n
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +34,29 @@ def _split(target: str) -> tuple[str, str]:
             f"Name the loss after a colon, e.g. {target}:yolo_loss."
         )
     return where, name
+
+
+@contextlib.contextmanager
+def _as_imported(subject: str, verb: str = "imported") -> Iterator[None]:
+    """Run user code (an import, a constructor) as a library, not as lossaudit's command line.
+
+    ``sys.argv`` holds just the module's name, as ``python -c "import m"`` would give it, so a
+    module that parses arguments at import does not read lossaudit's flags; ``sys.exit`` is
+    the target's error (exit 2 with a message), never lossaudit exiting silently with the
+    user's exit code and nothing audited.
+    """
+    saved = sys.argv
+    sys.argv = [subject.strip("'")]
+    try:
+        yield
+    except SystemExit as exc:
+        raise TargetError(
+            f"{subject} called sys.exit({exc.code!r}) when lossaudit {verb} it: expected a module "
+            "that defines the loss and runs nothing when imported. Put the script part under "
+            '`if __name__ == "__main__":` (or build the loss without exiting).'
+        ) from None
+    finally:
+        sys.argv = saved
 
 
 def _import_file(path: Path) -> Any:
@@ -63,7 +88,11 @@ def _import_file(path: Path) -> Any:
             sys.path.insert(0, extra)
     sys.modules[module_name] = module
     try:
-        spec.loader.exec_module(module)
+        with _as_imported(repr(str(path))):
+            spec.loader.exec_module(module)
+    except TargetError:
+        sys.modules.pop(module_name, None)
+        raise
     except Exception as exc:
         sys.modules.pop(module_name, None)
         raise TargetError(
@@ -77,7 +106,10 @@ def _import_module(name: str) -> Any:
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
     try:
-        return importlib.import_module(name)
+        with _as_imported(repr(name)):
+            return importlib.import_module(name)
+    except TargetError:
+        raise
     except ModuleNotFoundError as exc:
         if exc.name and name.startswith(exc.name):
             raise TargetError(
@@ -124,7 +156,10 @@ def load_target(target: str | None) -> tuple[Any, str]:
         obj = getattr(obj, part)
     if isinstance(obj, type):
         try:
-            obj = obj()
+            with _as_imported(repr(target), "built"):
+                obj = obj()
+        except TargetError:
+            raise
         except Exception as exc:
             raise TargetError(
                 f"{target!r} is a class that cannot be built without arguments: {type(exc).__name__}: {exc}. "

@@ -40,6 +40,7 @@ STAGE = {
     "components": "base",  # the one role vocabulary
     "status": "base",  # typed statuses
     "jsonable": "base",  # the one JSON policy
+    "watchdog": "base",  # what a running audit tells its supervisor (steps and their limits)
     "spec": "spec",
     "options": "spec",  # the one loss-options schema
     "strategies": "generation",
@@ -60,6 +61,7 @@ STAGE = {
     "gate": "front end",
     "logs": "logs",
     "files": "front end",  # atomic writes of every output
+    "supervisor": "front end",  # runs a command in a child process and stops it when it hangs
     "keras": "front end",
     "cli": "front end",
     "pytest_plugin": "front end",
