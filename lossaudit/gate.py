@@ -112,19 +112,40 @@ def canonical_cases(spec: GridSpec, codec: Codec) -> list[tuple[str, sc.Case]]:
     return cases
 
 
-def measure(loss: Any, cfg: LossConfig) -> dict[str, dict[str, float]]:
-    """Every component's value on every canonical scene: ``{scene: {component: value}}``."""
+def measure(
+    loss: Any, cfg: LossConfig, *, time_limit: float = 300.0
+) -> dict[str, dict[str, float]]:
+    """Every component's value on every canonical scene: ``{scene: {component: value}}``.
+
+    A scene the loss raised on holds ``{"error": message}``. The scenes are measured on the
+    audit's worker thread within ``time_limit`` seconds, like a property: a loss that hangs
+    leaves the scenes it never finished as errors instead of hanging the gate.
+    """
     from lossaudit.adapter import Adapter
+    from lossaudit.worker import Worker
 
     options = cfg.options
     adapter = Adapter(loss, components=options.components)
+    cases = canonical_cases(options.spec, options.codec)
     out: dict[str, dict[str, float]] = {}
-    for name, case in canonical_cases(options.spec, options.codec):
-        try:
-            out[name] = dict(adapter.evaluate(case).values)
-        except LossError as exc:
-            out[name] = {"error": str(exc)}  # type: ignore[dict-item]
-    return out
+
+    def run() -> None:
+        for name, case in cases:
+            try:
+                out[name] = dict(adapter.evaluate(case).values)
+            except LossError as exc:
+                out[name] = {"error": str(exc)}  # type: ignore[dict-item]
+
+    worker = Worker()
+    label = f"the canonical scenes of {cfg.target}"
+    try:
+        finished, _ = worker.run(run, time_limit, label)
+    except LossError as exc:  # SystemExit and the like, from the loss
+        finished, hung = True, {"error": str(exc)}
+    else:
+        hung = {"error": f"did not finish within {time_limit:g}s: the loss hangs or is very slow"}
+    worker.close(hung=not finished)
+    return {name: dict(out.get(name) or hung) for name, _ in cases}
 
 
 def baseline_document(entries: dict[str, tuple[LossConfig, dict[str, dict[str, float]]]]) -> str:
@@ -262,8 +283,12 @@ def run_check(
                 analyse_loss=analyse,
             )
         )
-        if doc is not None:
-            drifts += compare(
-                cfg.target, doc["losses"].get(cfg.target), measure(loss, cfg), gate.tolerance
-            )
+        if doc is None:
+            continue
+        if any(r.hung for r in reports[-1].results):
+            # Measuring would hang the same way: the audit's error already fails the gate.
+            drifts.append(Drift(cfg.target, "*", "*", "recorded", "not measured: the loss hung"))
+            continue
+        current = measure(loss, cfg, time_limit=settings.time_limit)
+        drifts += compare(cfg.target, doc["losses"].get(cfg.target), current, gate.tolerance)
     return reports, drifts, doc is not None
