@@ -460,6 +460,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         clear = "\r\x1b[2K" if sys.stderr.isatty() else ""
         sys.stderr.write(f"{clear}lossaudit: interrupted; no output file was left half-written\n")
         return ExitCode.INTERRUPTED
+    except MemoryError as exc:
+        sys.stderr.write(
+            f"lossaudit: error: ran out of memory ({exc}): expected a grid whose arrays "
+            "(batch, H, W, anchors, 5 + classes) fit in this machine's memory; received one "
+            "too large. Audit a smaller grid (--grid, --batch, --anchors, --classes): the "
+            "properties hold or fail the same way on a few cells.\n"
+        )
+        return ExitCode.USAGE
     except Exception as exc:  # a lossaudit bug: say so plainly, still no traceback dump
         from lossaudit.adapter import describe_exception
 

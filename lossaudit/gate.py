@@ -20,6 +20,7 @@ from lossaudit import scenarios as sc
 from lossaudit.config import LossConfig, load_project
 from lossaudit.errors import InvalidSpec, LossError
 from lossaudit.jsonable import jsonable
+from lossaudit.render.check import SPEC_DRIFT
 from lossaudit.report import Report
 from lossaudit.settings import Settings, resolve
 from lossaudit.spec import Codec, GridSpec, Obj, Scene
@@ -164,8 +165,15 @@ def read_baseline(path: Path) -> dict[str, Any] | None:
     if not path.is_file():
         return None
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InvalidSpec(
+            f"cannot read the baseline {str(path)!r}: {exc.strerror or exc}. Make it readable or "
+            "point [tool.lossaudit] baseline at another file."
+        ) from None
+    try:
+        doc = json.loads(text)
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
         raise InvalidSpec(
             f"the baseline {str(path)!r} is not valid JSON: expected a file written by `lossaudit baseline`; "
             f"received a parse error ({exc}). Recreate it with `lossaudit baseline --update`."
@@ -184,12 +192,40 @@ def read_baseline(path: Path) -> dict[str, Any] | None:
                 "{scene: {component: value}}}}}}} as `lossaudit baseline` writes it; received another "
                 "shape. Recreate it with `lossaudit baseline --update`."
             )
+        for target, entry in losses.items():
+            for scene, values in entry["values"].items():
+                for component, value in values.items():
+                    if not _readable_value(value):
+                        raise InvalidSpec(
+                            f"the baseline {str(path)!r} is damaged: expected a number (or a "
+                            "loss's error message) for every component on every scene; received "
+                            f"{target} / {scene} / {component} = {_short(value)}. Recreate it "
+                            "with `lossaudit baseline --update`."
+                        )
     if not isinstance(doc, dict) or doc.get("schema_version") != BASELINE_VERSION:
         raise InvalidSpec(
             f"the baseline {str(path)!r} has schema_version {doc.get('schema_version') if isinstance(doc, dict) else None!r}: "
             f"expected {BASELINE_VERSION}. Recreate it with `lossaudit baseline --update`."
         )
     return doc
+
+
+def _readable_value(value: Any) -> bool:
+    """A finite-width number (``10**400`` is no float) or an error message."""
+    if isinstance(value, str):
+        return True
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    try:
+        float(value)
+    except OverflowError:
+        return False
+    return True
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 @dataclass(frozen=True)
@@ -255,6 +291,33 @@ def compare(
     return drifts
 
 
+def other_spec(cfg: LossConfig, recorded: dict[str, Any] | None) -> Drift | None:
+    """A drift saying the baseline entry was recorded for another grid spec or codec than the
+    one configured now (its values cannot be compared); ``None`` when they agree."""
+    if recorded is None or not isinstance(recorded.get("spec"), dict):
+        return None  # not in the baseline, or a baseline that did not record its spec
+    now = jsonable(cfg.options.record())
+    changed = [
+        (part, key)
+        for part in now
+        for key in now[part]
+        if (recorded.get(part) or {}).get(key) != now[part][key]
+    ]
+    if not changed:
+        return None
+
+    def spelt(doc: dict[str, Any]) -> str:
+        return " ".join(f"{key}={(doc.get(part) or {}).get(key)!r}" for part, key in changed)
+
+    return Drift(
+        cfg.target,
+        "*",
+        SPEC_DRIFT,
+        f"recorded for {spelt(recorded)}",
+        f"configured {spelt(now)}",
+    )
+
+
 Loader = Callable[[str], Any]
 
 
@@ -289,6 +352,11 @@ def run_check(
             # Measuring would hang the same way: the audit's error already fails the gate.
             drifts.append(Drift(cfg.target, "*", "*", "recorded", "not measured: the loss hung"))
             continue
+        recorded = doc["losses"].get(cfg.target)
+        spec_drift = other_spec(cfg, recorded)
+        if spec_drift is not None:  # comparing values of another grid would flag every one
+            drifts.append(spec_drift)
+            continue
         current = measure(loss, cfg, time_limit=settings.time_limit)
-        drifts += compare(cfg.target, doc["losses"].get(cfg.target), current, gate.tolerance)
+        drifts += compare(cfg.target, recorded, current, gate.tolerance)
     return reports, drifts, doc is not None

@@ -120,9 +120,9 @@ def _train(
         with tf.GradientTape() as tape:
             scalars = forward(y_true_t, predict())[1]
         gs = tape.gradient(scalars["total"], params)
-        optimizer.apply_gradients(
-            [(g, p) for g, p in zip(gs, params, strict=True) if g is not None]
-        )
+        pairs = [(g, p) for g, p in zip(gs, params, strict=True) if g is not None]
+        if pairs:  # a total that does not depend on the predictions (a constant) moves nothing
+            optimizer.apply_gradients(pairs)
         return scalars
 
     if not eager:
