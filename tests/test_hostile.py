@@ -5,6 +5,7 @@ says what happened, and never passes having audited nothing."""
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import json
 import os
@@ -17,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from lossaudit import cli
+from lossaudit.calling import describe_exception
 from lossaudit.cli import ExitCode
 from lossaudit.config import parse_losses, validate_table
 from lossaudit.errors import InvalidSpec, LossError, UsageError
@@ -24,6 +26,7 @@ from lossaudit.files import check_writable, write_atomic
 from lossaudit.gate import other_spec, read_baseline
 from lossaudit.render.check import SPEC_DRIFT, render_check
 from lossaudit.settings import resolve
+from lossaudit.status import Status
 from lossaudit.supervisor import Ended, where_from_dump
 from lossaudit.worker import Worker
 from tests.hostile import GOOD, GOOD_FLAGS, GOOD_TOML, HOSTILE
@@ -351,3 +354,39 @@ def test_a_constant_total_is_the_losss_failure_not_an_internal_error(tmp_path, h
     (result,) = doc["results"]
     assert result["status"] == "fail", result
     assert "constant" in result["observed"] and "ValueError" not in result["message"]
+
+
+# -- 7: colour codes and lone surrogates in a loss's message ---------------------------------------
+
+HOSTILE_MESSAGE = "ValueError: \x1b[31mred\x1b[0m, a bell \x07 and a lone surrogate \ud800"
+
+
+def test_a_hostile_message_renders_in_every_format_and_junit_stays_xml(tmp_path):
+    import xml.etree.ElementTree as ET
+
+    from lossaudit.render import FORMATS, render
+    from tests.render.sample import sample_report
+
+    base = sample_report()
+    errored = dataclasses.replace(base.results[0], status=Status.ERROR, message=HOSTILE_MESSAGE)
+    report = dataclasses.replace(base, results=(errored,), notes=("unmapped: xy\ud800",))
+    for fmt in FORMATS:
+        text = render(report, fmt)
+        write_atomic(tmp_path / f"report.{fmt}", text)  # UTF-8: no surrogate may remain
+        if fmt == "junit":
+            ET.fromstring(text.split("\n", 1)[1])
+            assert "\x1b" not in text and "\x07" not in text
+    described = describe_exception(ValueError(HOSTILE_MESSAGE.removeprefix("ValueError: ")))
+    assert described == "ValueError: red, a bell  and a lone surrogate \ufffd"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("hostile", ["ansi_error", "surrogate_error"])
+def test_a_hostile_message_from_a_real_loss_is_reported_not_a_crash(tmp_path, hostile):
+    import xml.etree.ElementTree as ET
+
+    cwd = project(tmp_path, hostile)
+    for fmt in ("text", "markdown", "junit", "html"):
+        out = report(cwd, "--format", fmt, "--out", f"r.{fmt}", "--only", "total.pure")
+        assert out.returncode == 1, out.stdout + out.stderr
+    ET.parse(cwd / "r.junit")

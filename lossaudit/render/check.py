@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from lossaudit.jsonable import encodable
 from lossaudit.render.markdown import render_markdown
 from lossaudit.render.text import render_text
 from lossaudit.report import Report
@@ -92,4 +93,4 @@ def render_check(
         parts.append(f"{head}\n\n{_drift_table(drifts, markdown)}\n\n{ACCEPT}\n")
     else:
         parts.append(f"No drift from {baseline} (every component on every canonical scene).\n")
-    return "\n".join(parts)
+    return encodable("\n".join(parts))
