@@ -18,7 +18,7 @@ from typing import Any
 
 from lossaudit import properties as props
 from lossaudit.adapter import Adapter, describe_exception, import_tensorflow
-from lossaudit.components import order_key
+from lossaudit.components import BASE_ROLES, order_key
 from lossaudit.counterexamples import MAX_CELLS, counterexample
 from lossaudit.errors import InvalidArgument, LossError, invalid
 from lossaudit.findings import Analysis
@@ -359,7 +359,23 @@ def _notes(adapter: Adapter, probe: Any) -> tuple[str, ...]:
         )
     if not probe.total_given:
         notes.append("the loss gives no total: lossaudit sums the reported components")
+    notes += _unreported(probe.roles)
     return tuple(notes)
+
+
+def _unreported(roles: tuple[str, ...]) -> list[str]:
+    """A note naming the components the loss never reported, so never audited on their own
+    (``confidence`` stands for objects and no_objects together)."""
+    covered = set(roles) | ({"objects", "no_objects"} if "confidence" in roles else set())
+    missing = [r for r in BASE_ROLES if r not in covered]
+    if not missing:
+        return []
+    reported = ", ".join(r for r in roles if r != "total") or "only its total"
+    return [
+        f"components never audited, because the loss does not report them: {', '.join(missing)} "
+        f"(it reports {reported}; return each term in a mapping, or map the names it uses with "
+        "--component NAME=ROLE)"
+    ]
 
 
 def audit(

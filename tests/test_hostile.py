@@ -390,3 +390,22 @@ def test_a_hostile_message_from_a_real_loss_is_reported_not_a_crash(tmp_path, ho
         out = report(cwd, "--format", fmt, "--out", f"r.{fmt}", "--only", "total.pure")
         assert out.returncode == 1, out.stdout + out.stderr
     ET.parse(cwd / "r.junit")
+
+
+# -- 5: a loss that reports only some components -----------------------------------------------------
+
+
+def test_components_a_loss_never_reports_are_named():
+    from lossaudit.audit import _unreported
+
+    (note,) = _unreported(("coordinates", "total"))
+    assert "never audited" in note and "objects, no_objects, classification" in note
+    assert _unreported(("coordinates", "confidence", "classification", "total")) == []
+    (only_total,) = _unreported(("total",))
+    assert "it reports only its total" in only_total
+
+
+@pytest.mark.slow
+def test_a_partial_loss_says_what_was_never_checked(tmp_path):
+    out = report(project(tmp_path, "partial"), "--format", "markdown")
+    assert "objects, no_objects, classification" in out.stdout, out.stdout + out.stderr
