@@ -409,3 +409,56 @@ def test_components_a_loss_never_reports_are_named():
 def test_a_partial_loss_says_what_was_never_checked(tmp_path):
     out = report(project(tmp_path, "partial"), "--format", "markdown")
     assert "objects, no_objects, classification" in out.stdout, out.stdout + out.stderr
+
+
+# -- 15: the pytest plugin ---------------------------------------------------------------------------
+
+pytest_plugins = ["pytester"]
+
+PLUGIN_CONFIG = (
+    """
+[tool.lossaudit]
+profile = "ci"
+max_examples = 2
+
+[[tool.lossaudit.losses]]
+target = "losses.py:yolo_loss"
+"""
+    + GOOD_TOML
+)
+
+COUNTED = "import os\nwith open('imports.txt', 'a') as f:\n    f.write(str(os.getpid()) + '\\n')\n"
+
+
+@pytest.fixture
+def plugin_project(pytester):
+    pytester.makefile(".toml", pyproject=PLUGIN_CONFIG)
+    pytester.makepyfile(losses=COUNTED + GOOD)
+    pytester.makeini("[pytest]\naddopts = -p no:cacheprovider\n")
+    return pytester
+
+
+def test_max_examples_zero_is_a_usage_error(plugin_project):
+    result = plugin_project.runpytest("-n", "0", "--lossaudit-max-examples", "0")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--lossaudit-max-examples: expected an int >= 1*received 0*"])
+
+
+def test_a_node_id_selects_one_configured_item(plugin_project):
+    node = "pyproject.toml::losses.py:yolo_loss::total.pure"
+    result = plugin_project.runpytest("-n", "0", "--lossaudit", "--collect-only", "-q", node)
+    items = [line for line in result.stdout.lines if "::" in line]
+    assert items == [node], result.stdout.str()
+
+
+@pytest.mark.slow
+def test_a_plugin_audit_leaves_no_hypothesis_directory_and_runs_once_under_xdist(plugin_project):
+    # Two inner workers even inside this suite's own xdist worker: one would not show that the
+    # second worker reads the first one's audit instead of auditing again.
+    only = ["--lossaudit", "-k", "total.pure or objects.gradient_flows or coordinates"]
+    result = plugin_project.runpytest_subprocess("-n", "2", "-q", *only)
+    assert result.ret == 0, result.stdout.str()
+    assert "bringing up nodes" in result.stdout.str()
+    assert not (plugin_project.path / ".hypothesis").exists()
+    imports = (plugin_project.path / "imports.txt").read_text().split()
+    assert len(imports) == 1, imports  # one worker audited; the other read its report
