@@ -46,6 +46,20 @@ __all__ = ["AuditedLoss", "LossAuditFailure", "LossAuditWarning", "audit_loss"]
 _PROJECT = pytest.StashKey[Project]()
 
 
+def _terminal_stderr() -> int | None:
+    """A copy of stderr as the plugin is loaded, before pytest captures file descriptor 2: where
+    the watchdog says why it ended a run (a captured stream dies with the process)."""
+    import os
+
+    try:
+        return os.dup(2)
+    except OSError:
+        return None
+
+
+_STDERR = _terminal_stderr()
+
+
 class LossAuditWarning(UserWarning):
     """A property that warns, such as a classification term that can never train."""
 
@@ -208,7 +222,7 @@ class LossCollector(pytest.Collector):
         if not self.config.getini("faulthandler_timeout"):  # pytest's own timer: leave it be
             from lossaudit import watchdog
 
-            watchdog.arm_exit_fallback()
+            watchdog.arm_exit_fallback(_STDERR)
         with private_hypothesis_home_during():
             return audit(
                 loss,

@@ -119,14 +119,15 @@ def done(code: int) -> None:
     _send({"event": "done", "code": int(code)})
 
 
-def arm_exit_fallback() -> None:
-    """Without a supervisor, end the process when a step outlives its limit plus the grace
-    (a traceback of every thread goes to stderr and the exit code is 1)."""
+def arm_exit_fallback(fd: int | None = None) -> None:
+    """Without a supervisor, end the process when a step outlives its limit plus the grace:
+    a traceback of every thread goes to file descriptor ``fd`` (default: a copy of stderr as
+    it is now) and the exit code is 1."""
     if _state["fallback"] is not None:
         return
-    stream = sys.__stderr__
-    try:
-        # A copy of the terminal's stderr now: pytest may capture fd 2 later.
-        _state["fallback"] = os.dup(stream.fileno()) if stream is not None else None
-    except (AttributeError, OSError, ValueError):
-        _state["fallback"] = None
+    if fd is None:
+        try:
+            fd = os.dup(sys.__stderr__.fileno()) if sys.__stderr__ is not None else None
+        except (AttributeError, OSError, ValueError):
+            fd = None
+    _state["fallback"] = fd

@@ -70,6 +70,8 @@ HOSTILE = {
         "    return tf.constant(3, tf.int32)\n"
     ),
     "graph_mode": _loss("tf.compat.v1.disable_eager_execution()"),
+    # A crash while the process shuts down, after the verdict (as TensorFlow's can be).
+    "abort_at_exit": "import atexit\nimport os\n\natexit.register(os.abort)\n" + GOOD,
     "partial": (
         "import tensorflow as tf\n\n\ndef yolo_loss(y_true, y_pred):\n"
         "    mask = y_true[..., 4]\n"

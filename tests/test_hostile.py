@@ -462,3 +462,32 @@ def test_a_plugin_audit_leaves_no_hypothesis_directory_and_runs_once_under_xdist
     assert not (plugin_project.path / ".hypothesis").exists()
     imports = (plugin_project.path / "imports.txt").read_text().split()
     assert len(imports) == 1, imports  # one worker audited; the other read its report
+
+
+# -- 14: a crash after the verdict ---------------------------------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("hostile", ["abort_at_exit", "graph_mode"])
+def test_a_crash_at_shutdown_does_not_change_the_verdict(tmp_path, hostile):
+    out = report(project(tmp_path, hostile), "--format", "json", "--only", "total.pure")
+    assert out.returncode in (0, 1), out.stdout + out.stderr  # the verdict's, never 134
+    doc = json.loads(out.stdout)
+    assert out.returncode == (0 if doc["summary"]["error"] + doc["summary"]["fail"] == 0 else 1)
+
+
+# -- 12 under pytest: the plugin's time limit holds for a loss holding the GIL ------------------------
+
+
+@pytest.mark.slow
+def test_a_pytest_run_ends_when_a_loss_holds_the_gil(pytester):
+    pytester.makefile(
+        ".toml", pyproject=PLUGIN_CONFIG.replace("max_examples = 2", "time_limit = 2")
+    )
+    pytester.makepyfile(losses=HOSTILE["gil_hang"])
+    pytester.makeini("[pytest]\naddopts = -p no:cacheprovider\n")
+    result = pytester.runpytest_subprocess(
+        "-n", "0", "--lossaudit", "-k", "total.pure", timeout=240
+    )
+    assert result.ret != 0
+    assert "Timeout" in result.stderr.str() and "yolo_loss" in result.stderr.str()  # where
