@@ -503,9 +503,10 @@ def run(argv: Sequence[str] | None = None) -> int:
     ended = run_child(argv)
     if not ended.what:
         return ended.code
-    sys.stderr.write(f"lossaudit: error: {ended.describe()}\n")
     if ended.what == "interrupted":
+        sys.stderr.write(f"lossaudit: {ended.describe()}\n")
         return ExitCode.INTERRUPTED
+    sys.stderr.write(f"lossaudit: error: {ended.describe()}\n")
     try:
         closed_outputs(args, ended, _header(args))
     except (LossAuditError, UsageError) as exc:

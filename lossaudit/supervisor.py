@@ -67,11 +67,13 @@ class Ended:
                 f"expression), so lossaudit stopped it after {self.seconds:.0f}s. Fix the hang, "
                 "or raise --time-limit (time_limit in [tool.lossaudit]) if the loss is only slow"
             )
-        if self.what == "interrupted":
+        if self.what == "interrupted" and self.returncode == -signal.SIGKILL:
             return (
                 f"interrupted; the loss did not stop within {watchdog.GRACE:g}s {step}, so "
                 "lossaudit stopped it; no output file was left half-written"
             )
+        if self.what == "interrupted":
+            return "interrupted; no output file was left half-written"
         if self.returncode < 0:
             try:
                 how = f"was killed by {signal.Signals(-self.returncode).name}"
@@ -121,13 +123,13 @@ def where_from_dump(text: str) -> str:
 
 @contextlib.contextmanager
 def _forwarded_signals(proc: subprocess.Popen[Any], received: list[int]) -> Iterator[None]:
-    """Ctrl-C and SIGTERM sent to the parent go to the child (which reports and exits);
-    the parent itself keeps watching."""
+    """Ctrl-C and SIGTERM sent to the parent go to the child as a Ctrl-C (it reports, leaves
+    no file half-written and exits 130); the parent itself keeps watching."""
 
     def forward(signum: int, _frame: Any) -> None:
         received.append(signum)
         with contextlib.suppress(ProcessLookupError):
-            proc.send_signal(signum)
+            proc.send_signal(signal.SIGINT)
 
     saved = {}
     for sig in (signal.SIGINT, signal.SIGTERM):
