@@ -23,6 +23,7 @@ TensorFlow is imported lazily, inside functions, so ``import lossaudit`` stays c
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -300,6 +301,15 @@ class Adapter:
                 self.graph_error = describe_exception(exc)
             else:
                 raise LossError(describe_exception(exc)) from exc
+        except (SystemExit, KeyboardInterrupt) as exc:
+            # Raised by the loss itself (sys.exit, a stray raise): the loss's error. Only a
+            # KeyboardInterrupt on the main thread may be a real Ctrl-C; that one propagates.
+            if (
+                isinstance(exc, KeyboardInterrupt)
+                and threading.current_thread() is threading.main_thread()
+            ):
+                raise
+            raise LossError(f"the loss raised {describe_exception(exc)}") from None
         self._cache[key] = result
         # Bounded by count and by the gradients' bytes (large grids carry big gradients).
         while len(self._cache) > 1 and (

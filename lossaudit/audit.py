@@ -18,7 +18,7 @@ from typing import Any
 
 from lossaudit import properties as props
 from lossaudit.adapter import Adapter, describe_exception, import_tensorflow
-from lossaudit.components import order_key
+from lossaudit.components import BASE_ROLES, order_key
 from lossaudit.counterexamples import MAX_CELLS, counterexample
 from lossaudit.errors import InvalidArgument, LossError, invalid
 from lossaudit.findings import Analysis
@@ -32,7 +32,7 @@ from lossaudit.spec import Codec, GridSpec, Obj, Scene
 from lossaudit.status import Status
 from lossaudit.worker import Worker
 
-__all__ = ["audit", "reproduce_command"]
+__all__ = ["audit", "report_header", "reproduce_command"]
 
 Progress = Callable[[int, int, str], None]
 
@@ -257,12 +257,14 @@ def _checked(
             )
     settings = settings or resolve()
     if not settings.derandomize and settings.seed is None:
-        settings = settings.replace(seed=random.randrange(2**31))
+        # A private generator: the caller's ``random`` state is theirs, not the audit's.
+        settings = settings.replace(seed=random.SystemRandom().randrange(2**31))
     return spec, codec, settings
 
 
-def _header(target: str, spec: GridSpec, codec: Codec, settings: Settings) -> dict[str, Any]:
-    """The report's fields that say what was audited and how."""
+def report_header(target: str, spec: GridSpec, codec: Codec, settings: Settings) -> dict[str, Any]:
+    """The report's fields that say what was audited and how (also for the report the
+    supervisor writes when it had to stop an audit)."""
     return dict(
         target=target,
         spec=asdict(spec),
@@ -379,7 +381,24 @@ def _notes(adapter: Adapter, probe: Any | None) -> tuple[str, ...]:
         )
     if probe is not None and not probe.total_given:
         notes.append("the loss gives no total: lossaudit sums the reported components")
+    if probe is not None:
+        notes += _unreported(probe.roles)
     return tuple(notes)
+
+
+def _unreported(roles: tuple[str, ...]) -> list[str]:
+    """A note naming the components the loss never reported, so never audited on their own
+    (``confidence`` stands for objects and no_objects together)."""
+    covered = set(roles) | ({"objects", "no_objects"} if "confidence" in roles else set())
+    missing = [r for r in BASE_ROLES if r not in covered]
+    if not missing:
+        return []
+    reported = ", ".join(r for r in roles if r != "total") or "only its total"
+    return [
+        f"components never audited, because the loss does not report them: {', '.join(missing)} "
+        f"(it reports {reported}; return each term in a mapping, or map the names it uses with "
+        "--component NAME=ROLE)"
+    ]
 
 
 def audit(
@@ -506,10 +525,12 @@ def _audit_frame(
     tf_seconds = _import_tensorflow_timed()
     probe_started = time.perf_counter()
     worker = Worker()
-    finished, probed = worker.run(lambda: _probe(adapter, spec, codec), settings.time_limit)
+    finished, probed = worker.run(
+        lambda: _probe(adapter, spec, codec), settings.time_limit, "the first call"
+    )
     probe, probe_error = probed if finished else (None, _hung_first_call(settings))
     probe_seconds = time.perf_counter() - probe_started
-    base = _header(target, spec, codec, settings)
+    base = report_header(target, spec, codec, settings)
     if probe is None:
         hint = ""
         if finished and spec.H != spec.W:
@@ -563,7 +584,9 @@ def _square_hint(
     )
     try:
         finished, (probe, _) = worker.run(
-            lambda: _probe(adapter, square.spec, square.codec), settings.time_limit
+            lambda: _probe(adapter, square.spec, square.codec),
+            settings.time_limit,
+            "the first call on a square grid",
         )
     except Exception:
         return ""
@@ -624,7 +647,7 @@ def _analysis(ctx: Context, worker: Worker, limit: float) -> tuple[Analysis, boo
     from lossaudit.analysis import analyse
 
     try:
-        finished, out = worker.run(lambda: analyse(ctx), limit)
+        finished, out = worker.run(lambda: analyse(ctx), limit, "the analysis")
     except Exception as exc:  # a bug in lossaudit: the verdicts stand without the pictures
         error = f"internal error in lossaudit's analysis: {describe_exception(exc)}"
         return Analysis(error=error), False
@@ -641,7 +664,9 @@ def _run_with_limit(
     started = time.perf_counter()
     try:
         finished, out = worker.run(
-            lambda: _run_property(prop, ctx, settings, settings.seed), settings.time_limit
+            lambda: _run_property(prop, ctx, settings, settings.seed),
+            settings.time_limit,
+            prop.name,
         )
     except Exception as exc:  # a bug in lossaudit or Hypothesis: report, never crash
         message = (

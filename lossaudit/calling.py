@@ -20,6 +20,7 @@ from typing import Any
 
 from lossaudit.components import RETURNED
 from lossaudit.errors import InvalidArgument, LossError, invalid
+from lossaudit.jsonable import printable
 
 __all__ = [
     "capture_summaries",
@@ -97,7 +98,8 @@ def describe_exception(exc: BaseException, limit: int = 400) -> str:
     TensorFlow's graph errors ("in user code: File ...") are reduced to their last line, the
     real error, and the innermost user frame they list.
     """
-    text = str(exc).strip()
+    # The loss's own words, minus what no report format can carry (colour codes, surrogates).
+    text = printable(str(exc)).strip()
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
     where = _where_in_user_code(exc)
     frames = [m for m in (_TF_FRAME.search(ln) for ln in lines) if m]

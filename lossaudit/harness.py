@@ -121,9 +121,9 @@ def _train(
         with tf.GradientTape() as tape:
             scalars = forward(truth, predict())[1]
         gs = tape.gradient(scalars["total"], params)
-        optimizer.apply_gradients(
-            [(g, p) for g, p in zip(gs, params, strict=True) if g is not None]
-        )
+        pairs = [(g, p) for g, p in zip(gs, params, strict=True) if g is not None]
+        if pairs:  # a total that does not depend on the predictions (a constant) moves nothing
+            optimizer.apply_gradients(pairs)
         return scalars
 
     if not eager:

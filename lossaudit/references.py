@@ -8,16 +8,18 @@ misspelt name.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from lossaudit.errors import LossAuditError, did_you_mean
 
-__all__ = ["FORM", "is_reference", "resolve"]
+__all__ = ["FORM", "as_imported", "is_reference", "resolve"]
 
 #: The two forms, as messages spell them.
 FORM = "path/to/file.py:name or package.module:name"
@@ -27,6 +29,31 @@ def is_reference(text: str) -> bool:
     """True when ``text`` has a ``where:name`` shape (a Windows drive letter does not count)."""
     where, sep, name = text.rpartition(":")
     return bool(sep and where and name and not (len(where) == 1 and where.isalpha()))
+
+
+@contextlib.contextmanager
+def as_imported(
+    subject: str, error: type[LossAuditError], verb: str = "imported"
+) -> Iterator[None]:
+    """Run user code (an import, a constructor) as a library, not as lossaudit's command line.
+
+    ``sys.argv`` holds just the module's name, as ``python -c "import m"`` would give it, so a
+    module that parses arguments at import does not read lossaudit's flags; ``sys.exit`` is
+    the caller's ``error`` (exit 2 with a message), never lossaudit exiting silently with the
+    user's exit code and nothing audited.
+    """
+    saved = sys.argv
+    sys.argv = [subject.strip("'")]
+    try:
+        yield
+    except SystemExit as exc:
+        raise error(
+            f"{subject} called sys.exit({exc.code!r}) when lossaudit {verb} it: expected a module "
+            "that defines what lossaudit needs and runs nothing when imported. Put the script "
+            'part under `if __name__ == "__main__":` (or build it without exiting).'
+        ) from None
+    finally:
+        sys.argv = saved
 
 
 def _split(ref: str, error: type[LossAuditError], what: str) -> tuple[str, str]:
@@ -66,7 +93,11 @@ def _import_file(path: Path, error: type[LossAuditError]) -> Any:
             sys.path.insert(0, extra)
     sys.modules[module_name] = module
     try:
-        spec.loader.exec_module(module)
+        with as_imported(repr(str(path)), error):
+            spec.loader.exec_module(module)
+    except LossAuditError:
+        sys.modules.pop(module_name, None)
+        raise
     except Exception as exc:
         sys.modules.pop(module_name, None)
         raise error(
@@ -80,7 +111,10 @@ def _import_module(name: str, error: type[LossAuditError]) -> Any:
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
     try:
-        return importlib.import_module(name)
+        with as_imported(repr(name), error):
+            return importlib.import_module(name)
+    except LossAuditError:
+        raise
     except ModuleNotFoundError as exc:
         if exc.name and name.startswith(exc.name):
             raise error(

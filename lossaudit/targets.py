@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from lossaudit.errors import TargetError
-from lossaudit.references import is_reference, resolve
+from lossaudit.references import as_imported, is_reference, resolve
 
 __all__ = ["DEFAULT_TARGET", "load_target"]
 
@@ -42,7 +42,10 @@ def load_target(target: str | None) -> tuple[Any, str]:
     )
     if isinstance(obj, type):
         try:
-            obj = obj()
+            with as_imported(repr(target), TargetError, "built"):
+                obj = obj()
+        except TargetError:
+            raise
         except Exception as exc:
             raise TargetError(
                 f"{target!r} is a class that cannot be built without arguments: {type(exc).__name__}: {exc}. "

@@ -41,6 +41,7 @@ STAGE = {
     "references": "base",  # importing what a module:name string names
     "status": "base",  # typed statuses
     "jsonable": "base",  # the one JSON policy
+    "watchdog": "base",  # what a running audit tells its supervisor (steps and their limits)
     "spec": "spec",
     "strategies": "generation",
     "scenarios": "generation",
@@ -62,6 +63,7 @@ STAGE = {
     "gate": "front end",
     "logs": "logs",
     "files": "front end",  # atomic writes of every output
+    "supervisor": "front end",  # runs a command in a child process and stops it when it hangs
     "keras": "front end",
     "cli": "front end",
     "pytest_plugin": "front end",
