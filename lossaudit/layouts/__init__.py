@@ -23,7 +23,9 @@ from lossaudit.layouts.base import (
     one_hot,
 )
 from lossaudit.layouts.canonical import CANONICAL
+from lossaudit.layouts.keras_yolo2 import KERAS_YOLO2
 from lossaudit.layouts.yad2k import YAD2K
+from lossaudit.layouts.yolov3_tf2 import YOLOV3_TF2
 from lossaudit.references import is_reference, resolve
 
 __all__ = [
@@ -42,7 +44,9 @@ __all__ = [
 ]
 
 #: Built-in layouts by name, in ``--help`` order.
-BUILT_IN: dict[str, Layout] = {layout.name: layout for layout in (CANONICAL, YAD2K)}
+BUILT_IN: dict[str, Layout] = {
+    layout.name: layout for layout in (CANONICAL, YAD2K, YOLOV3_TF2, KERAS_YOLO2)
+}
 
 
 def get_layout(layout: str | Layout | None) -> Layout:
