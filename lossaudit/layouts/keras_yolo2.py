@@ -124,10 +124,10 @@ def _call(loss: Callable[..., Any], truth: Mapping[str, Any], y_pred: Any, frame
         if spec.H == spec.W or "shape" not in str(exc).lower():
             raise
         raise LossError(
-            f"custom_loss failed on the {spec.H}x{spec.W} grid: {type(exc).__name__}: {exc}. "
-            "keras-yolo2's own loss builds its cell grid by transposing, which assumes a "
-            f"square grid: audit it with a square --grid (e.g. --grid {max(spec.H, spec.W)}), "
-            "or build cell_y from range(grid_h) to allow H != W."
+            f"custom_loss assumes a square grid and failed on {spec.H}x{spec.W} (keras-yolo2's "
+            "own loss builds its cell grid by transposing): audit it with a square --grid "
+            f"(e.g. --grid {max(spec.H, spec.W)}), or build cell_y from range(grid_h) to allow "
+            f"H != W. {type(exc).__name__}: {exc}"
         ) from exc
 
 
