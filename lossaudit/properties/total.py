@@ -285,8 +285,8 @@ def _other_grid_draws(ctx: Context, role: str) -> st.SearchStrategy[Any]:
     bugs=(24,),
 )
 def other_grid_size(ctx: Context, role: str, d: dict[str, Any]) -> Outcome:
-    """The loss runs at another grid size (H+1, W+2; H+1, W+1 for a square-only layout) and its boxes still converge there: no
-    hard-coded input size, grid or anchor normalisation."""
+    """The loss runs at another grid size (H+1, W+2; H+1, W+1 for a square-only layout) and
+    its boxes still converge there: no hard-coded input size, grid or anchor normalisation."""
     spec = d["scene"].spec
     cases, steps = converge_path(ctx, d)
     target = "coordinates" if "coordinates" in ctx.roles else "total"
