@@ -36,11 +36,11 @@ t2 = time.perf_counter(); loss, target = load_target(sys.argv[1] or None); t_loa
 timing = {"trace": 0.0, "eval": 0.0, "trace_calls": 0, "eval_calls": 0}
 original = Adapter._call
 
-def timed(self, mode, y_true, y_pred):
-    fresh = (mode, tuple(y_pred.shape)) not in self._trace_info
+def timed(self, mode, y_true, y_pred, *rest):
+    fresh = (mode, tuple(y_pred.shape), bool(rest and rest[0])) not in self._trace_info
     start = time.perf_counter()
     try:
-        return original(self, mode, y_true, y_pred)
+        return original(self, mode, y_true, y_pred, *rest)
     finally:
         kind = "trace" if fresh else "eval"
         timing[kind] += time.perf_counter() - start

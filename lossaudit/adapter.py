@@ -111,8 +111,8 @@ class Adapter:
         self.names = tuple(names) or self.layout.returns
         self.components = {**self.layout.components, **check_mapping(components)}
         self._compiled: dict[str, Any] = {}
-        self._trace_info: dict[tuple[str, tuple[int, ...]], dict[str, Any]] = {}
-        self._trace_errors: dict[tuple[str, tuple[int, ...]], Exception] = {}
+        self._trace_info: dict[tuple[str, tuple[int, ...], bool], dict[str, Any]] = {}
+        self._trace_errors: dict[tuple[str, tuple[int, ...], bool], Exception] = {}
         self._cache: OrderedDict[tuple[str, bytes], Evaluation] = OrderedDict()
         self._cache_size = cache_size
         self.graph_error: str | None = None
@@ -122,7 +122,8 @@ class Adapter:
         self.unmapped: set[str] = set()
         self.calls = 0
         #: The traced computation per (mode, shape), to read what the loss does in graph mode.
-        self._concrete: dict[tuple[str, tuple[int, ...]], Any] = {}
+        self._concrete: dict[tuple[str, tuple[int, ...], bool], Any] = {}
+        self._graph_ran = False
 
     # -- building the computation --------------------------------------------------------------
     def _normalise(
@@ -164,11 +165,15 @@ class Adapter:
             comps["total"] = tf.add_n(shaped) if len(shaped) > 1 else shaped[0]
         return comps, total_given, grouped.names
 
+    def _frame(self, shape: tuple[int, ...], flipped: bool) -> Frame:
+        frame = self.frame.at(shape)
+        return frame.flipped() if flipped else frame
+
     def inputs(self, scene: Scene) -> dict[str, np.ndarray]:
         """The loss's truth-side inputs for ``scene``, as the layout encodes them (numpy).
 
         Raises :class:`LossError` when a user-defined layout's ``encode`` fails."""
-        frame = self.frame.at(scene.spec.shape)
+        frame = self._frame(scene.spec.shape, scene.flipped)
         try:
             encoded = self.layout.encode(scene, frame)
             return {str(k): np.ascontiguousarray(v) for k, v in dict(encoded).items()}
@@ -177,21 +182,22 @@ class Adapter:
                 f"layout {self.layout.name!r} could not encode the scene: {describe_exception(exc)}"
             ) from exc
 
-    def forward(self) -> Callable[[Any, Any], Any]:
-        """``forward(truth, y_pred) -> (comps, scalars, total_given, names)`` on tensors:
-        the loss called once through the layout (``truth``: :meth:`inputs` as tensors), its
-        components normalised by role (traceable)."""
+    def forward(self) -> Callable[..., Any]:
+        """``forward(truth, y_pred, flipped=False) -> (comps, scalars, total_given, names)``
+        on tensors: the loss called once through the layout (``truth``: :meth:`inputs` as
+        tensors; ``flipped``: the scene is transposed), its components normalised by role
+        (traceable)."""
         tf = import_tensorflow()
         # Autograph converts the user's loss (it may branch on tensors), not lossaudit's own
         # bookkeeping around it.
         normalise = tf.autograph.experimental.do_not_convert(self._normalise)
-        loss_fn, layout, frame = self._fn, self.layout, self.frame
+        loss_fn, layout, framed = self._fn, self.layout, self._frame
 
-        def forward(truth: Any, y_pred: Any) -> Any:
+        def forward(truth: Any, y_pred: Any, flipped: bool = False) -> Any:
             batch = int(y_pred.shape[0])
             captured: dict[str, Any] = {}
-            with capture_summaries(captured):
-                out = layout.call(loss_fn, truth, y_pred, frame.at(tuple(y_pred.shape)))
+            with capture_summaries(captured, layout.print_names):
+                out = layout.call(loss_fn, truth, y_pred, framed(tuple(y_pred.shape), flipped))
             comps, total_given, names = normalise(out, captured, batch)
             scalars = {r: (tf.reduce_mean(v) if v.shape.rank == 1 else v) for r, v in comps.items()}
             return comps, scalars, total_given, names
@@ -229,16 +235,16 @@ class Adapter:
         tf = import_tensorflow()
         forward = self.forward()
 
-        def run(truth: Any, y_pred: Any) -> Any:
+        def run(truth: Any, y_pred: Any, flipped: bool = False) -> Any:
             (comps, scalars, total_given, names), by_source = self.component_gradients(
-                lambda: forward(truth, y_pred), [y_pred]
+                lambda: forward(truth, y_pred, flipped), [y_pred]
             )
             connected = {r: g[0] is not None for r, g in by_source.items()}
             grads = {
                 r: g[0] if g[0] is not None else tf.zeros_like(y_pred) for r, g in by_source.items()
             }
             per_sample = {r: v for r, v in comps.items() if v.shape.rank == 1}
-            self._trace_info[(mode, tuple(y_pred.shape))] = {
+            self._trace_info[(mode, tuple(y_pred.shape), flipped)] = {
                 "connected": connected,
                 "total_given": total_given,
                 "names": names,
@@ -269,7 +275,8 @@ class Adapter:
         y_true = self.inputs(case.scene)
         y_pred = np.ascontiguousarray(case.y_pred, dtype=np.float32)
         digest = hashlib.blake2b(digest_size=16)
-        digest.update(str(y_pred.shape).encode())
+        flipped = case.scene.flipped
+        digest.update(f"{y_pred.shape}{flipped}".encode())
         for name, array in sorted(y_true.items()):
             digest.update(f"{name}{array.shape}{array.dtype}".encode())
             digest.update(array.tobytes())
@@ -279,14 +286,15 @@ class Adapter:
             self._cache.move_to_end(key)
             return self._cache[key]
         try:
-            result = self._call(mode, y_true, y_pred)
+            result = self._call(mode, y_true, y_pred, flipped)
         except LossError as exc:
             raise LossError(describe_exception(exc).removeprefix("LossError: ")) from None
         except Exception as exc:
-            if mode == "graph" and self.graph_error is None and not self._trace_info:
-                # Tracing failed before any graph ran: record why, then run eagerly.
+            if mode == "graph" and self.graph_error is None and not self._graph_ran:
+                # Tracing failed before any graph ran (a tf.Variable created in the loss's
+                # body fails on its first call): record why, then run eagerly.
                 try:
-                    result = self._call("eager", y_true, y_pred)
+                    result = self._call("eager", y_true, y_pred, flipped)
                 except LossError as lexc:
                     raise LossError(describe_exception(lexc).removeprefix("LossError: ")) from None
                 except Exception as eager_exc:
@@ -307,10 +315,16 @@ class Adapter:
         size = sum(g.nbytes for g in per_entry.grads.values())
         return size * len(self._cache)
 
-    def _call(self, mode: str, y_true: dict[str, np.ndarray], y_pred: np.ndarray) -> Evaluation:
+    def _call(
+        self,
+        mode: str,
+        y_true: dict[str, np.ndarray],
+        y_pred: np.ndarray,
+        flipped: bool = False,
+    ) -> Evaluation:
         tf = import_tensorflow()
         self.calls += 1
-        key = (mode, tuple(y_pred.shape))
+        key = (mode, tuple(y_pred.shape), flipped)
         if key in self._trace_errors:
             # Tracing this shape failed before; tracing again would fail the same way, slowly.
             raise self._trace_errors[key]
@@ -318,16 +332,17 @@ class Adapter:
         try:
             truth = {k: tf.constant(v) for k, v in y_true.items()}
             pred = tf.constant(y_pred)
-            scalars, per_sample, grads = runner(truth, pred)
+            scalars, per_sample, grads = runner(truth, pred, flipped)
+            self._graph_ran = self._graph_ran or mode == "graph"
             if mode != "eager" and key not in self._concrete:
-                self._concrete[key] = runner.get_concrete_function(truth, pred)
+                self._concrete[key] = runner.get_concrete_function(truth, pred, flipped)
         except tf.errors.OpError as exc:
             if not self.separate_passes and "pyfunc" in str(exc):
                 self.separate_passes = True
                 self._compiled.clear()
                 self._trace_info.clear()
                 self.calls -= 1
-                return self._call(mode, y_true, y_pred)
+                return self._call(mode, y_true, y_pred, flipped)
             raise  # raised while running: may depend on the values, so never cached
         except Exception as exc:
             if mode != "eager" and key not in self._trace_info:
@@ -387,9 +402,10 @@ class Adapter:
         y_pred = np.ascontiguousarray(case.y_pred, dtype=np.float32)
         inputs = self.inputs(case.scene)
         try:
-            now = self._call(self.default_mode, inputs, y_pred).values
+            flipped = case.scene.flipped
+            now = self._call(self.default_mode, inputs, y_pred, flipped).values
             variable.assign(tf.zeros_like(saved))
-            reset = self._call(self.default_mode, inputs, y_pred).values
+            reset = self._call(self.default_mode, inputs, y_pred, flipped).values
         finally:
             variable.assign(saved)
         return now, reset
@@ -398,6 +414,6 @@ class Adapter:
         """Evaluate in ``mode`` without fallback; return ``(evaluation, None)`` or ``(None, error)``."""
         y_pred = np.ascontiguousarray(case.y_pred, dtype=np.float32)
         try:
-            return self._call(mode, self.inputs(case.scene), y_pred), None
+            return self._call(mode, self.inputs(case.scene), y_pred, case.scene.flipped), None
         except Exception as exc:
             return None, describe_exception(exc)

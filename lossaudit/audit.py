@@ -22,7 +22,7 @@ from lossaudit.components import order_key
 from lossaudit.counterexamples import MAX_CELLS, counterexample
 from lossaudit.errors import InvalidArgument, LossError, invalid
 from lossaudit.findings import Analysis
-from lossaudit.layouts import get_layout
+from lossaudit.layouts import Frame, get_layout
 from lossaudit.options import LossOptions
 from lossaudit.properties.registry import Context, NonFinite, Outcome, Property
 from lossaudit.report import Report, Result
@@ -67,12 +67,11 @@ def reproduce_command(
     argv = ["lossaudit", "report"]
     if target:
         argv.append(target)
+    options = calling or LossOptions()
+    if not options.scales:  # a multi-scale loss keeps every scale's grid and anchors
+        options = dataclasses.replace(options, spec=spec, codec=codec)
     options = dataclasses.replace(
-        calling or LossOptions(),
-        spec=spec,
-        codec=codec,
-        components=dict(components or {}),
-        reduction=settings.reduction,
+        options, components=dict(components or {}), reduction=settings.reduction
     )
     argv += options.to_flags()
     if only:
@@ -256,7 +255,6 @@ def _checked(
                 f"Pass e.g. {name}={example}.",
                 cls=InvalidArgument,
             )
-    codec.check_against(spec)
     settings = settings or resolve()
     if not settings.derandomize and settings.seed is None:
         settings = settings.replace(seed=random.randrange(2**31))
@@ -353,7 +351,10 @@ def _hung_first_call(settings: Settings) -> str:
     )
 
 
-def _notes(adapter: Adapter, probe: Any) -> tuple[str, ...]:
+_UNITS = {"image": "image fractions", "grid": "grid cells", "pixels": "pixels"}
+
+
+def _notes(adapter: Adapter, probe: Any | None) -> tuple[str, ...]:
     """What the report should say about how the loss was run and read."""
     notes = []
     layout = adapter.layout
@@ -362,9 +363,10 @@ def _notes(adapter: Adapter, probe: Any) -> tuple[str, ...]:
         anchors = ", ".join(
             f"{w:.4g}x{h:.4g}" for w, h in frame.anchors(layout.anchor_unit).astype(float)
         )
+        scale = f"scale {frame.scale}, " if len(frame.scales) > 1 else ""
         notes.append(
-            f"called through layout {layout.name!r} (input {frame.input_size[1]}x"
-            f"{frame.input_size[0]} px; anchors in {layout.anchor_unit} units: {anchors})"
+            f"called through layout {layout.name!r} ({scale}input {frame.input_size[1]}x"
+            f"{frame.input_size[0]} px; anchors in {_UNITS[layout.anchor_unit]}: {anchors})"
         )
     if adapter.graph_error:
         notes.append(
@@ -375,7 +377,7 @@ def _notes(adapter: Adapter, probe: Any) -> tuple[str, ...]:
             "reported values not audited (no role matched; map them with --component NAME=ROLE): "
             + ", ".join(sorted(adapter.unmapped))
         )
-    if not probe.total_given:
+    if probe is not None and not probe.total_given:
         notes.append("the loss gives no total: lossaudit sums the reported components")
     return tuple(notes)
 
@@ -395,6 +397,8 @@ def audit(
     input_size: Any = None,
     loss_kwargs: Mapping[str, Any] | None = None,
     component_names: Any = None,
+    scales: Any = None,
+    only_scale: int | None = None,
 ) -> Report:
     """Audit ``loss`` component by component and return a :class:`~lossaudit.report.Report`.
 
@@ -420,6 +424,10 @@ def audit(
         input_size: the network input in pixels, ``H`` or ``(H, W)`` (default 32 per cell).
         loss_kwargs: extra keyword arguments for the loss.
         component_names: names of the values of a tuple return, in order.
+        scales: every grid of a multi-scale loss (``[13, 26, 52]``), in the loss's order;
+            ``spec``'s grid is then ignored, ``spec.anchors`` is the count per scale and
+            ``codec.anchor_sizes`` lists every scale's anchors. Each scale is audited in turn.
+        only_scale: audit only this scale (its index in ``scales``).
 
     Example:
         >>> from lossaudit import audit, GridSpec, Codec
@@ -440,6 +448,8 @@ def audit(
             "input_size": input_size,
             "loss_kwargs": loss_kwargs or None,
             "component_names": component_names or None,
+            "scales": scales or None,
+            "only_scale": only_scale,
         },
         where="audit()",
     )
@@ -447,11 +457,50 @@ def audit(
     selected = props.select(only=only)
     loss = _load_loss(loss)
     target = target or _target_name(loss)
+    frames = calling.scale_frames()
+    if not calling.scales:
+        codec.check_against(spec)
+        return _audit_frame(
+            loss, frames[0], calling, settings, selected, target, progress, analyse_loss, started
+        )
+    reports = []
+    for frame in frames:
+        frame.codec.check_against(frame.spec)
+        one = dataclasses.replace(calling, only_scale=frame.scale)
+        reports.append(
+            _audit_frame(
+                loss,
+                frame,
+                one,
+                settings,
+                selected,
+                target,
+                progress,
+                analyse_loss,
+                time.perf_counter(),
+            )
+        )
+    return _merged(reports, frames, started)
+
+
+def _audit_frame(
+    loss: Any,
+    frame: Frame,
+    calling: LossOptions,
+    settings: Settings,
+    selected: tuple[Property, ...],
+    target: str,
+    progress: Progress | None,
+    analyse_loss: bool,
+    started: float,
+) -> Report:
+    """The audit of one scale (the whole audit of a single-scale loss)."""
+    spec, codec, components = frame.spec, frame.codec, calling.components
     adapter = Adapter(
         loss,
         components=components,
         layout=calling.layout,
-        frame=calling.frame(),
+        frame=frame,
         names=calling.component_names,
     )
     tf_seconds = _import_tensorflow_timed()
@@ -462,8 +511,11 @@ def audit(
     probe_seconds = time.perf_counter() - probe_started
     base = _header(target, spec, codec, settings)
     if probe is None:
+        hint = ""
+        if finished and spec.H != spec.W:
+            hint = _square_hint(loss, frame, calling, worker, settings)
         worker.close(hung=not finished)
-        message = f"the loss cannot be evaluated: {probe_error}"
+        message = f"the loss cannot be evaluated: {probe_error}{hint}"
         reproduce = reproduce_command(
             target, spec, codec, settings, components=components, calling=calling
         )
@@ -471,7 +523,10 @@ def audit(
         stats = {"seconds": round(time.perf_counter() - started, 3), "examples": 0}
         stats["loss_evaluations"] = adapter.calls
         return Report(
-            **base, results=(dataclasses.replace(result, hung=not finished),), stats=stats
+            **base,
+            results=(dataclasses.replace(result, hung=not finished),),
+            notes=_notes(adapter, None),
+            stats=stats,
         )
     ctx = Context(adapter, spec, codec, settings, probe.roles, probe.total_given)
     results, hung_in = _run_all(selected, ctx, target, components, worker, progress, calling)
@@ -489,6 +544,77 @@ def audit(
         notes=_notes(adapter, probe),
         stats=stats,
         analysis=analysis,
+    )
+
+
+def _square_hint(
+    loss: Any, frame: Frame, calling: LossOptions, worker: Worker, settings: Settings
+) -> str:
+    """When a loss fails on a non-square grid, whether it runs on a square one: a loss that
+    assumes square grids (BUG-CLASSES #16) is told so instead of left with a shape error."""
+    side = max(frame.spec.H, frame.spec.W)
+    square = frame.at((frame.spec.batch, side, side, frame.spec.anchors, frame.spec.channels))
+    adapter = Adapter(
+        loss,
+        components=calling.components,
+        layout=calling.layout,
+        frame=square,
+        names=calling.component_names,
+    )
+    try:
+        finished, (probe, _) = worker.run(
+            lambda: _probe(adapter, square.spec, square.codec), settings.time_limit
+        )
+    except Exception:
+        return ""
+    if not finished or probe is None:
+        return ""
+    return (
+        f". It runs on a square {side}x{side} grid: the loss assumes square grids (rows and "
+        f"columns confused, BUG-CLASSES #16). Audit the rest with --grid {side}, and make the "
+        "loss take H and W separately"
+    )
+
+
+def _merged(reports: list[Report], frames: list[Frame], started: float) -> Report:
+    """One report for a multi-scale loss: per property the worst verdict over the scales,
+    a failure's message saying which scale it was found on."""
+    chosen: dict[str, Result] = {}
+    order: list[str] = []
+    for report, frame in zip(reports, frames, strict=True):
+        h, w = frame.scales[frame.scale]
+        tag = f"scale {frame.scale} ({h}x{w})"
+        for result in report.results:
+            if result.status not in (Status.PASS, Status.SKIP):
+                result = dataclasses.replace(result, message=f"{tag}: {result.message}")
+            current = chosen.get(result.property)
+            if current is None:
+                order.append(result.property)
+            if current is None or result.status.rank < current.status.rank:
+                chosen[result.property] = result
+    components: dict[str, list[str]] = {}
+    for report in reports:
+        for role, names in report.components.items():
+            components.setdefault(role, [])
+            components[role] += [n for n in names if n not in components[role]]
+    grids = ", ".join(f"{h}x{w}" for h, w in frames[0].scales)
+    notes = [
+        f"audited scale by scale ({grids}): each scale's objects on its own grid, "
+        "the other scales empty; a verdict is the worst over the scales"
+    ]
+    for report in reports:
+        notes += [n for n in report.notes if n not in notes]
+    stats = dict(reports[0].stats)
+    for key in ("examples", "loss_evaluations"):
+        stats[key] = sum(int(r.stats.get(key, 0)) for r in reports)
+    stats["seconds"] = round(time.perf_counter() - started, 3)
+    first = reports[0]
+    return dataclasses.replace(
+        first,
+        results=tuple(chosen[name] for name in order),
+        components=components,
+        notes=tuple(notes),
+        stats=stats,
     )
 
 

@@ -170,15 +170,18 @@ def _install_summary_hook(tf: Any) -> None:
         module.scalar = make(current)
 
 
-def printed_values(inputs: tuple[Any, ...]) -> list[tuple[str, Any]]:
+def printed_values(inputs: tuple[Any, ...], names: tuple[str, ...] = ()) -> list[tuple[str, Any]]:
     """``(name, value)`` pairs a print call names: one leading message listing the names of
     the values after it (``"yolo_loss, conf_loss, class_loss:", t, c, p``), or a label before
     each value (``"conf:", c, "cls:", p``). Values that are not scalars or per-sample vectors
-    (a whole tensor printed to debug) are left out."""
+    (a whole tensor printed to debug) are left out. ``names`` (a layout's) name the values of
+    a print whose message does not, when the counts agree."""
     strings = [x for x in inputs if isinstance(x, str)]
     values = [x for x in inputs if not isinstance(x, str)]
     pairs: list[tuple[str, Any]] = []
-    if len(strings) == 1 and inputs and inputs[0] is strings[0]:
+    if names and len(names) == len(values) and len(strings) <= 1:
+        pairs = list(zip(names, values, strict=True))
+    elif len(strings) == 1 and inputs and inputs[0] is strings[0]:
         names = [n.strip() for n in strings[0].strip().rstrip(":=").split(",") if n.strip()]
         if len(names) == len(values):
             pairs = list(zip(names, values, strict=True))
@@ -191,6 +194,18 @@ def printed_values(inputs: tuple[Any, ...]) -> list[tuple[str, Any]]:
                 pairs.append((label, x))
                 label = ""
     return [(n, v) for n, v in pairs if n and len(getattr(v, "shape", ())) <= 1]
+
+
+def _print_names() -> tuple[str, ...]:
+    return getattr(_CAPTURE, "print_names", ())
+
+
+def _record_printed(store: dict[str, Any], printed: list[tuple[str, Any]]) -> None:
+    """Printed values into the capture store; a name printed again (once per scale, in a
+    loop) adds up."""
+    for name, value in printed:
+        key = f"{PRINTED}{name}"
+        store[key] = store[key] + value if key in store else value
 
 
 def _install_print_hook(tf: Any) -> None:
@@ -207,8 +222,7 @@ def _install_print_hook(tf: Any) -> None:
         store = getattr(_CAPTURE, "store", None)
         if store is None:
             return original_print(*inputs, **kw)
-        for name, value in printed_values(inputs):
-            store.setdefault(name, value)
+        _record_printed(store, printed_values(inputs, _print_names()))
         return tf.no_op()
 
     print_._lossaudit_dispatch = True  # type: ignore[attr-defined]
@@ -223,15 +237,19 @@ def _install_print_hook(tf: Any) -> None:
             store = getattr(_CAPTURE, "store", None)
             if store is None:
                 return original_v1(input_, data, message, *args, **kw)
-            for name, value in printed_values((str(message or ""), *list(data))):
-                store.setdefault(name, value)
+            printed = printed_values((str(message or ""), *list(data)), _print_names())
+            _record_printed(store, printed)
             return input_
 
         compat.Print = print_v1
 
 
+#: Prefix of printed values in a capture store (dropped by :func:`reported`).
+PRINTED = "\x00printed:"
+
+
 @contextlib.contextmanager
-def capture_summaries(store: dict[str, Any]) -> Iterator[None]:
+def capture_summaries(store: dict[str, Any], print_names: tuple[str, ...] = ()) -> Iterator[None]:
     """Record every ``tf.summary.scalar(name, data)`` the loss makes in this thread into
     ``store``, and the named scalars it prints with ``tf.print`` or TF1's ``tf.Print`` (see
     :func:`printed_values`). Nothing is written or printed while captured, so no summary
@@ -239,12 +257,12 @@ def capture_summaries(store: dict[str, Any]) -> Iterator[None]:
     """
     _install_summary_hook(_tf())
     _install_print_hook(_tf())
-    outer = getattr(_CAPTURE, "store", None)
-    _CAPTURE.store = store
+    outer = getattr(_CAPTURE, "store", None), _print_names()
+    _CAPTURE.store, _CAPTURE.print_names = store, tuple(print_names)
     try:
         yield
     finally:
-        _CAPTURE.store = outer
+        _CAPTURE.store, _CAPTURE.print_names = outer
 
 
 def unwrap_loss(loss: Any) -> Callable[[Any, Any], Any]:
@@ -308,7 +326,7 @@ def reported(out: Any, captured: Mapping[str, Any], names: tuple[str, ...] = ())
             "name a tuple's values with --component-names (e.g. --component-names giou,conf,prob)"
         )
     for name, value in captured.items():
-        named.setdefault(name, value)
+        named.setdefault(name.removeprefix(PRINTED), value)
     if not isinstance(out, Mapping):
         named[RETURNED] = out
     return named

@@ -211,6 +211,23 @@ def _layout(value: Any, name: str) -> Layout:
     return found if value in BUILT_IN else dataclasses.replace(found, name=value)
 
 
+def _scales(value: Any, name: str) -> tuple[tuple[int, int], ...]:
+    items = value.split(",") if isinstance(value, str) else value
+    if isinstance(items, int) or not isinstance(items, list | tuple) or not items:
+        raise _Rejected("grids separated by commas, H or HxW each (e.g. 13,26,52)", value)
+    try:
+        return tuple(_grid(item, name) for item in items)
+    except _Rejected:
+        raise _Rejected("grids separated by commas, H or HxW each (e.g. 13,26,52)", value) from None
+
+
+def _scale_index(value: Any, name: str) -> int:
+    number = _integer(value)
+    if number is None or number < 0:
+        raise _Rejected("a scale's index, 0 for the first in --scales", value)
+    return number
+
+
 def _input_size(value: Any, name: str) -> tuple[int, int]:
     try:
         return _grid(value, name)
@@ -369,6 +386,29 @@ OPTIONS: dict[str, Option] = {
             example="yad2k",
         ),
         Option(
+            "scales",
+            _scales,
+            (),
+            "every grid of a multi-scale loss, in the loss's own order (e.g. 13,26,52); "
+            "replaces --grid; --anchor-sizes then lists every scale's anchors",
+            get=lambda o: o.scales,
+            words=lambda grids: [",".join(f"{h}x{w}" if h != w else str(h) for h, w in grids)],
+            group=_LAYOUT,
+            metavar="G,G,..",
+            example="13,26,52",
+        ),
+        Option(
+            "only-scale",
+            _scale_index,
+            None,
+            "audit one scale of a multi-scale loss (its index in --scales, from 0)",
+            get=lambda o: o.only_scale,
+            words=lambda k: [str(k)],
+            group=_LAYOUT,
+            metavar="K",
+            example=0,
+        ),
+        Option(
             "input-size",
             _input_size,
             None,
@@ -496,6 +536,37 @@ class LossOptions:
     input_size: tuple[int, int] | None = None
     loss_kwargs: dict[str, Any] = field(default_factory=dict)
     component_names: tuple[str, ...] = ()
+    #: Every grid of a multi-scale loss (empty: one grid, ``spec``'s); ``spec`` then has the
+    #: first scale's grid and anchors per scale, and ``codec.anchor_sizes`` every anchor.
+    scales: tuple[tuple[int, int], ...] = ()
+    only_scale: int | None = None
+
+    def scale_frames(self) -> list[Frame]:
+        """One frame per scale to audit: its grid, its anchors and how it sits among the
+        others (one frame for a single-scale loss)."""
+        if not self.scales:
+            return [self.frame()]
+        sizes = self.codec.anchor_sizes
+        groups = self.layout.anchor_groups(len(sizes), len(self.scales)) if sizes else ()
+        frames = []
+        for k, (h, w) in enumerate(self.scales):
+            own = tuple(sizes[i] for i in groups[k]) if groups else ()
+            spec = self.spec.replace(H=h, W=w, anchors=len(own) or self.spec.anchors)
+            frames.append(
+                Frame(
+                    spec,
+                    dataclasses.replace(self.codec, anchor_sizes=own),
+                    self.input_size or (0, 0),
+                    dict(self.loss_kwargs),
+                    scales=self.scales,
+                    scale=k,
+                    anchor_list=sizes,
+                    groups=groups,
+                )
+            )
+        if self.only_scale is not None:
+            return [frames[self.only_scale]]
+        return frames
 
     def calling(self) -> dict[str, Any]:
         """How the loss is called, as :func:`lossaudit.audit` keywords (``layout``,
@@ -505,21 +576,28 @@ class LossOptions:
             "input_size": self.input_size,
             "loss_kwargs": dict(self.loss_kwargs),
             "component_names": self.component_names,
+            "scales": self.scales,
+            "only_scale": self.only_scale,
         }
 
     def frame(self) -> Frame:
-        """Frames and units the layout calls the loss with."""
+        """Frames and units the layout calls the loss with (the first scale's, for a
+        multi-scale loss; see :meth:`scale_frames`)."""
+        if self.scales:
+            return self.scale_frames()[0]
         return Frame(self.spec, self.codec, self.input_size or (0, 0), dict(self.loss_kwargs))
 
     def anchor_values(self) -> tuple[tuple[float, float], ...]:
         """The anchor sizes in the layout's unit, as the user gives them (none: 1.0 image)."""
-        across, down = _unit_scale(self.layout, self.frame())
-        if (across, down) == (1.0, 1.0):
+        scales = _anchor_scales(
+            self.layout, self.frame(), self.scales, len(self.codec.anchor_sizes)
+        )
+        if all(k == (1.0, 1.0) for k in scales):
             return self.codec.anchor_sizes
         # Converted back from image fractions: 12 digits drop the conversion's rounding noise.
         return tuple(
             (float(f"{w * across:.12g}"), float(f"{h * down:.12g}"))
-            for w, h in self.codec.anchor_sizes
+            for (w, h), (across, down) in zip(self.codec.anchor_sizes, scales, strict=True)
         )
 
     @classmethod
@@ -563,6 +641,10 @@ class LossOptions:
         """
         flags: list[str] = []
         for option in OPTIONS.values():
+            if self.scales and option.name == "grid":
+                continue  # --scales gives every grid
+            if self.scales and option.name == "anchors" and self.codec.anchor_sizes:
+                continue  # the anchor sizes give the count per scale
             value = option.get(self)
             if value != option.default:
                 flags += option.flags(value)
@@ -605,10 +687,21 @@ def _collect(source: _Source, given: Mapping[str, Any]) -> LossOptions:
             )
         values["anchor-sizes"] = values["anchors-file"]
     sizes = values["anchor-sizes"]
-    if sizes and "anchors" not in given:
+    scales = values["scales"]
+    if scales:
+        _check_scales(source, layout, given, values)
+    elif 1 not in layout.scales:
+        counts = " or ".join(str(n) for n in layout.scales)
+        raise source.reject(
+            OPTIONS["scales"],
+            f"the {counts} grids layout {layout.name!r} takes at once",
+            "none",
+            f"Pass e.g. {source.name(OPTIONS['scales'])} 13,26,52 (for a 416-pixel input).",
+        )
+    elif sizes and "anchors" not in given:
         values["anchors"] = len(sizes)
     anchors = values["anchors"]
-    if sizes and len(sizes) != anchors:
+    if sizes and not scales and len(sizes) != anchors:
         raise source.reject(
             OPTIONS["anchor-sizes"],
             f"{anchors} W,H pairs, one per anchor ({source.name(OPTIONS['anchors'])} is {anchors})",
@@ -621,6 +714,46 @@ def _collect(source: _Source, given: Mapping[str, Any]) -> LossOptions:
         raise InvalidSpec(f"{source.where}: {exc}" if source.where else str(exc)) from None
 
 
+def _check_scales(
+    source: _Source, layout: Layout, given: Mapping[str, Any], values: dict[str, Any]
+) -> None:
+    """A multi-scale loss's options: scales the layout takes, no --grid beside them, the
+    anchors split evenly over the scales (setting anchors per scale)."""
+    scales, sizes = values["scales"], values["anchor-sizes"]
+    option = OPTIONS["scales"]
+    if len(scales) not in layout.scales:
+        counts = " or ".join(str(n) for n in layout.scales)
+        raise source.reject(
+            option,
+            f"{counts} grid{'s' if layout.scales != (1,) else ''} for layout {layout.name!r}",
+            f"{len(scales)}",
+            "Give as many grids as the loss has outputs.",
+        )
+    if "grid" in given:
+        raise source.reject(
+            OPTIONS["grid"],
+            f"the grids in {source.name(option)} only",
+            f"both {source.name(OPTIONS['grid'])} and {source.name(option)}",
+            f"Drop {source.name(OPTIONS['grid'])}.",
+        )
+    if values["only-scale"] is not None and values["only-scale"] >= len(scales):
+        raise source.reject(
+            OPTIONS["only-scale"],
+            f"an index below {len(scales)} (the number of scales)",
+            str(values["only-scale"]),
+            "Count scales from 0 in the order of --scales.",
+        )
+    if sizes:
+        try:
+            groups = layout.anchor_groups(len(sizes), len(scales))
+        except LossAuditError as exc:
+            raise source.reject(
+                OPTIONS["anchor-sizes"], "anchors for every scale", str(exc), ""
+            ) from None
+        values["anchors"] = len(groups[0])
+    values["grid"] = scales[0]
+
+
 def _unit_scale(layout: Layout, frame: Frame) -> tuple[float, float]:
     """``(across, down)``: one image in the layout's anchor unit."""
     return {
@@ -630,12 +763,31 @@ def _unit_scale(layout: Layout, frame: Frame) -> tuple[float, float]:
     }[layout.anchor_unit]
 
 
+def _anchor_scales(
+    layout: Layout, frame: Frame, scales: tuple[tuple[int, int], ...], count: int
+) -> list[tuple[float, float]]:
+    """``(across, down)`` per anchor: one image in the layout's unit, at the anchor's own scale
+    (grid units differ per scale; an anchor two scales share takes the first one's)."""
+    if not scales or layout.anchor_unit != "grid":
+        return [_unit_scale(layout, frame)] * count
+    owner = {}
+    for k, group in enumerate(layout.anchor_groups(count, len(scales))):
+        for i in group:
+            owner.setdefault(i, k)
+    return [
+        (float(scales[owner.get(i, 0)][1]), float(scales[owner.get(i, 0)][0])) for i in range(count)
+    ]
+
+
 def _image_fractions(
-    sizes: tuple[tuple[float, float], ...], layout: Layout, frame: Frame
+    sizes: tuple[tuple[float, float], ...],
+    layout: Layout,
+    frame: Frame,
+    scales: tuple[tuple[int, int], ...] = (),
 ) -> tuple[tuple[float, float], ...]:
     """Anchor sizes given in the layout's unit, as image fractions."""
-    across, down = _unit_scale(layout, frame)
-    return tuple((w / across, h / down) for w, h in sizes)
+    units = _anchor_scales(layout, frame, scales, len(sizes))
+    return tuple((w / a, h / d) for (w, h), (a, d) in zip(sizes, units, strict=True))
 
 
 def _build(values: Mapping[str, Any]) -> LossOptions:
@@ -649,8 +801,9 @@ def _build(values: Mapping[str, Any]) -> LossOptions:
         classes=values["classes"],
     )
     layout: Layout = values["layout"]
-    frame = Frame(spec, Codec(), values["input-size"] or (0, 0))
-    fractions = _image_fractions(values["anchor-sizes"], layout, frame)
+    scales = tuple(values["scales"])
+    frame = Frame(spec, Codec(), values["input-size"] or (0, 0), scales=scales)
+    fractions = _image_fractions(values["anchor-sizes"], layout, frame, scales)
     if not all(0 < v <= 10 for pair in fractions for v in pair):
         unit = {"image": "image fractions", "grid": "grid cells", "pixels": "pixels"}
         raise InvalidSpec(
@@ -674,6 +827,8 @@ def _build(values: Mapping[str, Any]) -> LossOptions:
         input_size=values["input-size"],
         loss_kwargs=dict(values["loss-arg"]),
         component_names=tuple(values["component-names"]),
+        scales=scales,
+        only_scale=values["only-scale"],
     )
 
 

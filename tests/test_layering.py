@@ -42,10 +42,10 @@ STAGE = {
     "status": "base",  # typed statuses
     "jsonable": "base",  # the one JSON policy
     "spec": "spec",
-    "options": "spec",  # the one loss-options schema
-    "layouts": "spec",  # calling conventions: scenes to a loss's own arguments
     "strategies": "generation",
     "scenarios": "generation",
+    "layouts": "generation",  # calling conventions: scenes to a loss's own arguments
+    "options": "generation",  # the one loss-options schema (layouts' options included)
     "adapter": "adapter",
     "harness": "adapter",  # the Keras/TensorFlow training harness
     "calling": "adapter",  # calling a loss: quiet TensorFlow, errors, summaries, returns

@@ -5,6 +5,7 @@ layout wrong."""
 from __future__ import annotations
 
 import dataclasses
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -199,7 +200,7 @@ def test_a_tuple_return_without_names_says_how_to_name_it():
 
 # -- choosing a layout wrongly ----------------------------------------------------------------
 def test_get_layout_names_the_built_in_ones():
-    with pytest.raises(InvalidSpec, match="canonical, yad2k, yolov3-tf2, keras-yolo2"):
+    with pytest.raises(InvalidSpec, match="canonical, yad2k, keras-yolo3, yolov3-tf2, keras-yolo2"):
         get_layout("yad3k")
     with pytest.raises(InvalidSpec, match="not a Layout"):
         get_layout("os.path:join")
@@ -277,6 +278,8 @@ def _audit_fixture(fixture, **changes):
     from lossaudit.targets import load_target
 
     table = {**fixture.options, **changes}
+    if "anchors-file" in table:
+        table["anchors-file"] = str(ROOT / table["anchors-file"])
     options = LossOptions.from_table(table, where=fixture.name)
     path, name = fixture.target.split(":")
     loss, target = load_target(f"{ROOT / path}:{name}")
@@ -299,16 +302,119 @@ def test_correct_layout_fixtures_raise_no_false_alarm(fixture, shape):
     bad = {r.property: r.message for r in report.results if str(r.status) in ("fail", "error")}
     assert not bad, bad
     warned = {r.property for r in report.results if str(r.status) == "warn"}
-    by_design = set(fixture.warns) | {"classification.trains", "classification.single_class"}
+    by_design = set(fixture.warns) | {
+        "classification.trains",
+        "classification.single_class",
+        "total.single_class",
+    }
     assert warned <= by_design, warned - by_design
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("fixture", LAYOUT_BUGS, ids=lambda f: f.name)
+@pytest.mark.parametrize("fixture", LAYOUT_BUGS, ids=lambda f: f"{f.options['layout']}-{f.name}")
 def test_broken_layout_fixtures_fail_on_the_right_component(fixture):
     report = _audit_fixture(fixture)
     status = {r.property: str(r.status) for r in report.results}
     assert status[fixture.catches] == "fail", {p: s for p, s in status.items() if s != "pass"}
+
+
+# -- multi-scale: keras-yolo3 --------------------------------------------------------------------
+KY3_ANCHORS = ROOT / "fixtures" / "anchors" / "keras_yolo3_64px.txt"
+
+
+def _ky3(**table):
+    return LossOptions.from_table(
+        {"layout": "keras-yolo3", "anchors-file": str(KY3_ANCHORS), **table}, where="t"
+    )
+
+
+def test_keras_yolo3_frames_follow_the_repositorys_anchor_masks():
+    options = _ky3(scales="2,4,8", classes=3)
+    frames = options.scale_frames()
+    assert [f.spec.H for f in frames] == [2, 4, 8] and {f.input_size for f in frames} == {(64, 64)}
+    pixels = [f.anchors("pixels").round(3).tolist() for f in frames]
+    assert pixels == [
+        [[20, 18], [28, 30], [50, 45]],
+        [[6, 9], [10, 8], [12, 16]],
+        [[2, 3], [3, 5], [4, 4]],
+    ]
+    np.testing.assert_allclose(frames[2].all_anchors("pixels")[0], [2, 3], rtol=1e-6)
+    assert options.spec.anchors == 3 and options.only_scale is None
+    assert "--grid" not in options.to_flags() and "--scales" in options.to_flags()
+    assert [f.spec.H for f in _ky3(scales="2,4,8", **{"only-scale": 2}).scale_frames()] == [8]
+
+
+@given(st.data())
+def test_keras_yolo3_truth_decodes_back_to_the_scene_on_its_scale(data):
+    frames = _ky3(scales="2x3,4x6,8x12", classes=2, batch=2).scale_frames()
+    frame = data.draw(st.sampled_from(frames))
+    scene = data.draw(scenes(frame.spec, max_objects=5))
+    encoded = BUILT_IN["keras-yolo3"].encode(scene, frame)
+    assert sorted(encoded) == ["y_true_0", "y_true_1", "y_true_2"]
+    for k in range(3):
+        assert encoded[f"y_true_{k}"].shape == frame.spec_of(k).shape
+        if k != frame.scale:
+            assert not encoded[f"y_true_{k}"].any()
+    y = encoded[f"y_true_{frame.scale}"]
+    recovered = []
+    for b, i, j, a in zip(*np.nonzero(y[..., 4]), strict=True):
+        cx, cy, w, h = y[b, i, j, a, :4].astype(np.float64)
+        cls = int(np.argmax(y[b, i, j, a, 5:]))
+        spec = frame.spec
+        recovered.append(
+            Obj(int(b), int(i), int(j), int(a), cx * spec.W - j, cy * spec.H - i, w, h, cls)
+        )
+    _same_objects(recovered, scene.objects)
+
+
+@pytest.mark.parametrize(
+    "table, fragment",
+    [
+        ({}, "the 2 or 3 grids layout 'keras-yolo3' takes at once"),
+        ({"scales": "13"}, "2 or 3 grids for layout 'keras-yolo3'"),
+        ({"scales": "2,4,8", "grid": 4}, "the grids in scales only"),
+        ({"scales": "2,4,8", "only-scale": 3}, "an index below 3"),
+        ({"scales": "2,4", "anchors-file": None, "anchor-sizes": ["1,1"] * 4}, "9 anchors for 3"),
+    ],
+)
+def test_multi_scale_options_wrong(table, fragment):
+    table = {"layout": "keras-yolo3", "anchors-file": str(KY3_ANCHORS), **table}
+    table = {k: v for k, v in table.items() if v is not None}
+    with pytest.raises(InvalidSpec, match=re.escape(fragment)):
+        LossOptions.from_table(table, where="t")
+
+
+def test_canonical_takes_one_grid():
+    with pytest.raises(InvalidSpec, match="1 grid for layout 'canonical'"):
+        LossOptions.from_table({"scales": "13,26"}, where="t")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "table",
+    [{"scales": "2,4,8"}, {"scales": "2x3,4x6,8x12", "classes": 3}],
+    ids=["square-C1", "non-square-C3"],
+)
+def test_keras_yolo3_correct_fixture_raises_no_false_alarm_on_any_scale(table):
+    from lossaudit import audit
+    from lossaudit.settings import resolve
+    from lossaudit.targets import load_target
+
+    options = _ky3(**table)
+    loss, target = load_target(f"{ROOT / 'fixtures/losses/keras_yolo3_style.py'}:yolo_loss")
+    report = audit(
+        loss,
+        options.spec,
+        options.codec,
+        settings=resolve("ci").replace(shrink=False, max_examples=8),
+        target=target,
+        analyse_loss=False,
+        **options.calling(),
+    )
+    bad = {r.property: r.message for r in report.results if str(r.status) in ("fail", "error")}
+    assert not bad, bad
+    assert report.components["coordinates"] == ["xy_loss", "wh_loss"]
+    assert report.notes[0].startswith("audited scale by scale")
 
 
 # -- yolov3-tf2 and keras-yolo2 ------------------------------------------------------------------

@@ -17,6 +17,7 @@ from lossaudit.layouts.base import (
     Layout,
     accepts,
     box_list,
+    consecutive_groups,
     detector_mask,
     flat,
     image_boxes,
@@ -24,6 +25,7 @@ from lossaudit.layouts.base import (
 )
 from lossaudit.layouts.canonical import CANONICAL
 from lossaudit.layouts.keras_yolo2 import KERAS_YOLO2
+from lossaudit.layouts.keras_yolo3 import KERAS_YOLO3
 from lossaudit.layouts.yad2k import YAD2K
 from lossaudit.layouts.yolov3_tf2 import YOLOV3_TF2
 from lossaudit.references import is_reference, resolve
@@ -36,6 +38,7 @@ __all__ = [
     "Layout",
     "accepts",
     "box_list",
+    "consecutive_groups",
     "detector_mask",
     "flat",
     "get_layout",
@@ -45,7 +48,7 @@ __all__ = [
 
 #: Built-in layouts by name, in ``--help`` order.
 BUILT_IN: dict[str, Layout] = {
-    layout.name: layout for layout in (CANONICAL, YAD2K, YOLOV3_TF2, KERAS_YOLO2)
+    layout.name: layout for layout in (CANONICAL, YAD2K, KERAS_YOLO3, YOLOV3_TF2, KERAS_YOLO2)
 }
 
 

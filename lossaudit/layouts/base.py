@@ -21,6 +21,7 @@ inside the functions that build tensors.
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -37,6 +38,7 @@ __all__ = [
     "Layout",
     "accepts",
     "box_list",
+    "consecutive_groups",
     "detector_mask",
     "flat",
     "image_boxes",
@@ -51,55 +53,116 @@ STRIDE = 32
 
 @dataclass(frozen=True)
 class Frame:
-    """Frames and units of one evaluation: grid, codec, input size, anchors, loss keywords.
+    """Frames and units of one evaluation: grid, codec, input size, anchors, loss keywords,
+    and for a multi-scale loss every scale's grid and anchors.
 
-    ``input_size`` is ``(height, width)`` in pixels; ``keywords`` the extra keyword arguments
-    the user gave for the loss (``--loss-arg``).
+    ``input_size`` is ``(height, width)`` in pixels (default 32 pixels per cell of the coarsest
+    grid); ``keywords`` the extra keyword arguments the user gave for the loss
+    (``--loss-arg``). A multi-scale frame lists every scale's grid ``(H, W)`` in ``scales``
+    (in the loss's own order), every anchor as image fractions in ``anchor_list`` (in the
+    user's order) and the indices of each scale's anchors in ``groups``; ``scale`` is the
+    scale whose predictions are audited (``spec`` and ``codec`` are that scale's).
 
     Example:
         >>> frame = Frame(GridSpec(1, 13, 13, 2, 1), Codec(anchor_sizes=((0.1, 0.2), (0.5, 0.5))))
-        >>> frame.input_size, frame.anchors("grid")[0].tolist(), frame.anchors("pixels")[1].tolist()
-        ((416, 416), [1.3, 2.6], [208.0, 208.0])
+        >>> frame.input_size, frame.anchors("grid").astype(float).round(2).tolist()[0], frame.anchors("pixels")[1]
+        ((416, 416), [1.3, 2.6], array([208., 208.], dtype=float32))
     """
 
     spec: GridSpec
     codec: Codec = field(default_factory=Codec)
     input_size: tuple[int, int] = (0, 0)
     keywords: Mapping[str, Any] = field(default_factory=dict)
+    scales: tuple[tuple[int, int], ...] = ()
+    scale: int = 0
+    anchor_list: tuple[tuple[float, float], ...] = ()
+    groups: tuple[tuple[int, ...], ...] = ()
 
     def __post_init__(self) -> None:
+        if not self.scales:
+            object.__setattr__(self, "scales", ((self.spec.H, self.spec.W),))
         if self.input_size == (0, 0):
-            size = (STRIDE * self.spec.H, STRIDE * self.spec.W)
-            object.__setattr__(self, "input_size", size)
+            coarsest = min(self.scales)
+            object.__setattr__(self, "input_size", (STRIDE * coarsest[0], STRIDE * coarsest[1]))
 
     @property
     def stride(self) -> tuple[float, float]:
-        """Input pixels per grid cell, ``(down, across)``."""
+        """Input pixels per cell of the audited grid, ``(down, across)``."""
         return (self.input_size[0] / self.spec.H, self.input_size[1] / self.spec.W)
 
     def at(self, shape: tuple[int, ...]) -> Frame:
-        """The same frame for predictions of ``shape`` (another grid keeps the stride, so the
-        input size follows the grid; anchors stay the same fraction of the image)."""
+        """The same frame for predictions of ``shape``. Another grid keeps the stride, so the
+        input size follows the grid, and anchors stay the same fraction of the image."""
         batch, h, w, anchors, channels = (int(v) for v in shape)
         spec = GridSpec(batch, h, w, anchors, channels - 5)
         if spec == self.spec:
             return self
         down, across = self.stride
         size = (max(1, round(down * h)), max(1, round(across * w)))
-        return Frame(spec, self.codec, size, self.keywords)
+        scales = list(self.scales)
+        scales[self.scale] = (h, w)
+        return dataclasses.replace(self, spec=spec, input_size=size, scales=tuple(scales))
+
+    def flipped(self) -> Frame:
+        """The frame of a transposed scene (after :meth:`at` its transposed shape): every
+        anchor's width and height swapped, and the other scales' grids transposed."""
+        codec = dataclasses.replace(
+            self.codec, anchor_sizes=tuple((h, w) for w, h in self.codec.anchor_sizes)
+        )
+        scales = tuple(
+            grid if k == self.scale else (grid[1], grid[0]) for k, grid in enumerate(self.scales)
+        )
+        return dataclasses.replace(
+            self,
+            codec=codec,
+            scales=scales,
+            anchor_list=tuple((h, w) for w, h in self.anchor_list),
+        )
 
     def anchors(self, unit: str = "image") -> np.ndarray:
-        """One ``(w, h)`` row per anchor, float32, in ``unit``: ``image`` fractions, ``grid``
-        cells or input ``pixels``."""
+        """The audited scale's anchors, one ``(w, h)`` row each, float32, in ``unit``:
+        ``image`` fractions, ``grid`` cells or input ``pixels``."""
         image = np.array(
             [self.codec.anchor(a) for a in range(self.spec.anchors)], dtype=np.float64
         ).reshape(self.spec.anchors, 2)
+        return self._in(image, unit, self.scales[self.scale])
+
+    def all_anchors(self, unit: str = "image") -> np.ndarray:
+        """Every anchor of every scale, in the user's order, in ``unit`` (``grid``: cells of
+        the coarsest grid); the audited scale's anchors alone for a single-scale frame."""
+        if not self.anchor_list:
+            return self.anchors(unit)
+        image = np.array(self.anchor_list, dtype=np.float64).reshape(-1, 2)
+        return self._in(image, unit, min(self.scales))
+
+    def anchors_of(self, k: int, unit: str = "image") -> np.ndarray:
+        """The anchors of scale ``k`` in ``unit``."""
+        if k == self.scale or not self.groups:
+            return self.anchors(unit)
+        image = np.array([self.anchor_list[i] for i in self.groups[k]], dtype=np.float64)
+        return self._in(image.reshape(-1, 2), unit, self.scales[k])
+
+    def _in(self, image: np.ndarray, unit: str, grid: tuple[int, int]) -> np.ndarray:
         scale = {
             "image": (1.0, 1.0),
-            "grid": (self.spec.W, self.spec.H),
+            "grid": (grid[1], grid[0]),
             "pixels": (self.input_size[1], self.input_size[0]),
         }[unit]
         return (image * np.array(scale)).astype(np.float32)
+
+    def spec_of(self, k: int) -> GridSpec:
+        """The grid of scale ``k`` (the audited batch, anchors per scale and classes)."""
+        h, w = self.scales[k]
+        return self.spec.replace(H=h, W=w, anchors=len(self.anchors_of(k)))
+
+    def empty_outputs(self, k: int) -> np.ndarray:
+        """Raw predictions of scale ``k`` for a scale with no objects, as the perfect
+        prediction of an empty scene gives them: confident "no object" everywhere."""
+        from lossaudit.scenarios import empty_scene, perfect
+
+        sizes = tuple(tuple(float(v) for v in row) for row in self.anchors_of(k, "image"))
+        codec = dataclasses.replace(self.codec, anchor_sizes=sizes)
+        return perfect(empty_scene(self.spec_of(k)), codec).y_pred
 
 
 def image_boxes(scene: Scene) -> np.ndarray:
@@ -176,6 +239,22 @@ def as_given(target: Any, frame: Frame) -> Any:
     return target
 
 
+Groups = Callable[[int, int], tuple[tuple[int, ...], ...]]
+
+
+def consecutive_groups(anchors: int, scales: int) -> tuple[tuple[int, ...], ...]:
+    """Anchors split into equal consecutive groups, the first group for the first scale."""
+    if scales < 1 or anchors % scales:
+        raise invalid(
+            "the anchors do not split evenly over the scales",
+            f"a multiple of {scales} anchors, the same count per scale",
+            f"{anchors} anchors",
+            "Give every scale's anchors (e.g. 9 for 3 scales of 3).",
+        )
+    per = anchors // scales
+    return tuple(tuple(range(k * per, (k + 1) * per)) for k in range(scales))
+
+
 @dataclass(frozen=True)
 class Layout:
     """How a loss wants its inputs, and how to read what it returns.
@@ -192,11 +271,19 @@ class Layout:
       where the user gave none;
     - ``square``: the convention assumes square grids (an audit on an H != W grid is refused
       with a usage error that suggests a square ``--grid``);
+    - ``summary``: one line for ``--help`` and the README's table;
+    - ``anchor_groups(anchors, scales)``: which anchors (indices in the user's order) each
+      scale uses (default: equal consecutive groups);
+    - ``scales``: the scale counts the convention accepts (``(1,)``: one grid per call);
+    - ``print_names``: names of the values the loss prints under a message that does not
+      name them (``tf.print("loss: ", total, xy, wh, ...)``); repeated prints are summed;
+    - ``hands_anchors``: ``call`` gives the loss its anchors from the frame, so a transposed
+      scene can be audited with its anchors transposed too (``total.transpose_invariant``
+      with non-square anchors);
     - ``build(target, frame)``: the loss to call, made once per audit from the object the user
       pointed at (default: the target itself). A convention whose loss comes from a factory
       (``YoloLoss(anchors, classes)``) or lives on an object (a ``custom_loss`` method) builds
-      it here from the frame, so anchors and classes are declared once, in the options;
-    - ``summary``: one line for ``--help`` and the README's table.
+      it here from the frame, so anchors and classes are declared once, in the options.
 
     Example (a made-up convention: truth as a list of boxes, predictions flattened):
         >>> from lossaudit.layouts import Layout, box_list, flat
@@ -217,6 +304,10 @@ class Layout:
     codec: Mapping[str, str] = field(default_factory=dict)
     square: bool = False
     summary: str = ""
+    anchor_groups: Groups = consecutive_groups
+    scales: tuple[int, ...] = (1,)
+    print_names: tuple[str, ...] = ()
+    hands_anchors: bool = False
     build: Build = as_given
 
     def __post_init__(self) -> None:
@@ -248,6 +339,8 @@ class Layout:
                 'Pass e.g. codec={"cls": "sigmoid"}.',
             )
         object.__setattr__(self, "returns", tuple(str(n) for n in self.returns))
+        object.__setattr__(self, "print_names", tuple(str(n) for n in self.print_names))
+        object.__setattr__(self, "scales", tuple(int(n) for n in self.scales))
         object.__setattr__(self, "components", dict(self.components))
         object.__setattr__(self, "codec", dict(self.codec))
 

@@ -146,6 +146,7 @@ KERAS_YOLO2 = Layout(
     },
     anchor_unit="grid",
     codec={"xy": "sigmoid", "wh": "exp", "obj": "sigmoid", "cls": "softmax"},
+    hands_anchors=True,  # set on the object from the frame on every call
     build=_build,
     summary="YOLO.custom_loss(y_true, y_pred) reading grid, anchors (grid cells), scales and "
     "a true_boxes input (N, 1, 1, 1, T, 4) from its object; y_true (N, H, W, B, 5+C) in grid "

@@ -81,6 +81,7 @@ YAD2K = Layout(
         "class_loss": "classification",
         "box_coord_loss": "coordinates",
     },
+    hands_anchors=True,
     anchor_unit="grid",
     codec={"xy": "sigmoid", "wh": "exp", "obj": "sigmoid", "cls": "softmax"},
     summary="yolo_loss(args, anchors, num_classes), args = (conv output (N, H, W, B*(5+C)), "

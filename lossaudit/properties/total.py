@@ -222,8 +222,11 @@ def graph_parity(ctx: Context, role: str, d: dict[str, Any]) -> Outcome:
 
 
 def _transpose_applies(ctx: Context, role: str) -> str | None:
-    if not ctx.codec.symmetric_anchors:
-        return "the anchors are not square, so a transposed scene needs other anchors"
+    if not ctx.codec.symmetric_anchors and not ctx.adapter.layout.hands_anchors:
+        return (
+            "the anchors are not square and the loss keeps its own, so a transposed scene "
+            "needs other anchors (a layout that hands the loss its anchors swaps them)"
+        )
     return None
 
 
@@ -237,7 +240,8 @@ def _transpose_applies(ctx: Context, role: str) -> str | None:
 )
 def transpose_invariant(ctx: Context, role: str, d: dict[str, Any]) -> Outcome:
     """Transposing the grid (rows with columns, x with y, w with h, in truth and predictions
-    together) changes no component: no row/column confusion and no square-grid assumption."""
+    together, and anchor widths with heights where the loss is handed its anchors) changes no
+    component: no row/column confusion and no square-grid assumption."""
     case = sc.noisy(d["scene"], ctx.codec, seed=d["seed"])
     flipped = sc.transposed(case)
     try:
@@ -277,10 +281,17 @@ def _other_grid_draws(ctx: Context, role: str) -> st.SearchStrategy[Any]:
     return converge_draws(ls.scenes(_other_grid(ctx), min_objects=1, max_objects=3))
 
 
+def _other_grid_applies(ctx: Context, role: str) -> str | None:
+    if len(ctx.adapter.frame.scales) > 1:
+        return "a multi-scale loss's grids are tied to each other and to its input size"
+    return None
+
+
 @prop(
     "other_grid_size",
     components=("total",),
     draws=_other_grid_draws,
+    applies=_other_grid_applies,
     total_only_when_scalar=False,
     bugs=(24,),
 )
