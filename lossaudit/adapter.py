@@ -104,9 +104,11 @@ class Adapter:
         cache_size: int = 256,
     ):
         self.loss = loss
-        self._fn = unwrap_loss(loss)
         self.layout = layout or CANONICAL
         self.frame = frame or Frame(GridSpec())
+        self.layout.check_grid(self.frame.spec)
+        # The layout makes the loss from what the user pointed at (a factory, a method).
+        self._fn = unwrap_loss(self.layout.build(loss, self.frame))
         self.names = tuple(names) or self.layout.returns
         self.components = {**self.layout.components, **check_mapping(components)}
         self._compiled: dict[str, Any] = {}

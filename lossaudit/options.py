@@ -336,8 +336,9 @@ OPTIONS: dict[str, Option] = {
             "anchor-sizes",
             _anchor_sizes,
             (),
-            "one W,H per anchor in the layout's unit (image fractions for canonical, grid "
-            "cells for yad2k; default 1.0 image each); sets --anchors when it is not given",
+            "one W,H per anchor in the layout's unit ("
+            + ", ".join(f"{n}: {layout.anchor_unit}" for n, layout in BUILT_IN.items())
+            + "; default 1.0 image each); sets --anchors when it is not given",
             get=lambda o: o.anchor_values(),
             words=lambda sizes: [f"{w!r},{h!r}" for w, h in sizes],
             group=_ACTIVATIONS,
@@ -375,7 +376,9 @@ OPTIONS: dict[str, Option] = {
             _layout,
             CANONICAL,
             f"the loss's calling convention: {', '.join(BUILT_IN)} (default canonical), or "
-            "module:name of your own Layout",
+            "module:name of your own Layout. yolov3-tf2's target is the factory "
+            "(models.py:YoloLoss) and keras-yolo2's the method on its class "
+            "(frontend.py:YOLO.custom_loss): the layout builds the loss from these options",
             get=lambda o: o.layout,
             words=lambda layout: [layout.name],
             group=_LAYOUT,
@@ -420,7 +423,8 @@ OPTIONS: dict[str, Option] = {
             "loss-arg",
             _loss_args,
             {},
-            "an extra keyword argument for the loss, NAME=VALUE (VALUE as JSON); repeatable",
+            "an extra keyword argument for the loss, NAME=VALUE (VALUE as JSON; the factory's "
+            "for yolov3-tf2, an attribute of the object for keras-yolo2); repeatable",
             get=lambda o: dict(o.loss_kwargs),
             words=lambda kw: [f"{k}={json.dumps(v)}" for k, v in kw.items()],
             group=_LAYOUT,
@@ -727,7 +731,8 @@ def _check_square(
         side = max(max(g) for g in grids)
         raise source.reject(
             option,
-            f"square grids: layout {layout.name!r} reads one size for rows and columns",
+            f"square grids: layout {layout.name!r} assumes square grids (it reads one size for "
+            "rows and columns)",
             ", ".join(f"{h}x{w}" for h, w in grids),
             f"Pass e.g. {source.name(option)} {side}.",
         )

@@ -20,7 +20,9 @@ from lossaudit.calling import printed_values
 from lossaudit.cli import build_parser
 from lossaudit.errors import InvalidSpec
 from lossaudit.layouts import BUILT_IN, Frame, Layout, box_list, flat, get_layout
+from lossaudit.layouts.keras_yolo2 import KERAS_YOLO2
 from lossaudit.layouts.yad2k import YAD2K
+from lossaudit.layouts.yolov3_tf2 import YOLOV3_TF2
 from lossaudit.options import LossOptions
 from lossaudit.spec import Codec, GridSpec, Obj, Scene
 from lossaudit.strategies import grid_specs, scenes
@@ -199,7 +201,9 @@ def test_a_tuple_return_without_names_says_how_to_name_it():
 
 # -- choosing a layout wrongly ----------------------------------------------------------------
 def test_get_layout_names_the_built_in_ones():
-    with pytest.raises(InvalidSpec, match="canonical, yad2k"):
+    with pytest.raises(
+        InvalidSpec, match="canonical, yad2k, keras-yolo3, yunyang, yolov3-tf2, keras-yolo2"
+    ):
         get_layout("yad3k")
     with pytest.raises(InvalidSpec, match="not a Layout"):
         get_layout("os.path:join")
@@ -456,7 +460,238 @@ def test_yunyang_anchors_are_each_scales_grid_cells():
 
 def test_a_square_convention_gets_a_square_grid_or_a_clear_error():
     assert LossOptions.from_table({"layout": "yunyang"}, where="t").spec.H == 4
-    with pytest.raises(InvalidSpec, match=r"square grids: layout 'yunyang'.*Pass e\.g\. --grid 5"):
+    with pytest.raises(
+        InvalidSpec, match=r"layout 'yunyang' assumes square grids.*Pass e\.g\. --grid 5"
+    ):
         LossOptions.from_cli(
             build_parser().parse_args(["report", "--layout", "yunyang", "--grid", "3x5"])
         )
+
+
+# -- yolov3-tf2 and keras-yolo2 ------------------------------------------------------------------
+@given(framed_scenes())
+def test_yolov3_tf2_truth_decodes_back_to_the_scene(drawn):
+    scene, frame = drawn
+    spec = scene.spec
+    y_true = YOLOV3_TF2.encode(scene, frame)["y_true"].astype(np.float64)
+    assert y_true.shape == (*spec.shape[:4], 6)
+    np.testing.assert_array_equal(y_true[..., 4], scene.object_mask())
+    recovered = []
+    for b, i, j, a in zip(*np.nonzero(y_true[..., 4]), strict=True):
+        x1, y1, x2, y2, _, cls = y_true[b, i, j, a]
+        cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+        # The repository's own cell: the centre floor-divided by the cell size.
+        assert (int(cx // (1 / spec.W)), int(cy // (1 / spec.H))) == (j, i)
+        x, y = cx * spec.W - j, cy * spec.H - i
+        recovered.append(Obj(int(b), int(i), int(j), int(a), x, y, x2 - x1, y2 - y1, int(cls)))
+    _same_objects(recovered, scene.objects)
+    assert not y_true[scene.object_mask() == 0].any()
+
+
+@given(framed_scenes())
+def test_keras_yolo2_truth_decodes_back_to_the_scene(drawn):
+    scene, frame = drawn
+    spec = scene.spec
+    encoded = KERAS_YOLO2.encode(scene, frame)
+    y_true = encoded["y_true"].astype(np.float64)
+    assert y_true.shape == spec.shape
+    np.testing.assert_array_equal(y_true[..., 4], scene.object_mask())
+    recovered = []
+    for b, i, j, a in zip(*np.nonzero(y_true[..., 4]), strict=True):
+        gx, gy, gw, gh = y_true[b, i, j, a, :4]
+        assert (int(np.floor(gx)), int(np.floor(gy))) == (j, i)  # absolute grid units
+        cls = int(np.argmax(y_true[b, i, j, a, 5:]))
+        assert y_true[b, i, j, a, 5:].sum() == 1
+        recovered.append(
+            Obj(int(b), int(i), int(j), int(a), gx - j, gy - i, gw / spec.W, gh / spec.H, cls)
+        )
+    _same_objects(recovered, scene.objects)
+    # true_boxes: each image's boxes in grid units, in scene order, then zero rows.
+    boxes = encoded["true_boxes"]
+    assert boxes.shape[:4] == (spec.batch, 1, 1, 1) and boxes.shape[-1] == 4
+    for b in range(spec.batch):
+        mine = [o for o in scene.objects if o.b == b]
+        expected = [(o.j + o.x, o.i + o.y, o.w * spec.W, o.h * spec.H) for o in mine]
+        rows = boxes[b, 0, 0, 0]
+        np.testing.assert_allclose(
+            rows[: len(mine)], np.array(expected).reshape(-1, 4), rtol=1e-5, atol=1e-5
+        )
+        assert not rows[len(mine) :].any()
+
+
+def test_yolov3_tf2_builds_the_loss_from_the_factory_once():
+    made = []
+
+    def YoloLoss(anchors, classes=80, ignore_thresh=0.5):
+        made.append((np.asarray(anchors).tolist(), classes, ignore_thresh))
+        return lambda y_true, y_pred: y_true
+
+    frame = Frame(
+        GridSpec(1, 4, 4, 2, 3),
+        Codec(anchor_sizes=((0.25, 0.5), (0.5, 0.75))),
+        keywords={"ignore_thresh": 0.7},
+    )
+    loss = YOLOV3_TF2.build(YoloLoss, frame)
+    assert made == [([[0.25, 0.5], [0.5, 0.75]], 3, 0.7)]
+    assert loss("t", None) == "t"
+    built = made[0]
+
+    def already_built(y_true, y_pred):
+        return built
+
+    assert YOLOV3_TF2.build(already_built, frame) is already_built  # used as it is
+
+
+@pytest.mark.parametrize(
+    "target, message",
+    [
+        (lambda anchors, classes: 3, "expected it to return loss"),
+        (lambda anchors: None, "raised TypeError"),
+    ],
+    ids=["returns-a-number", "wrong-signature"],
+)
+def test_yolov3_tf2_says_what_to_point_at(target, message):
+    from lossaudit.errors import TargetError
+
+    with pytest.raises(TargetError, match=message) as info:
+        YOLOV3_TF2.build(target, Frame(GridSpec(1, 4, 4, 1, 1)))
+    assert "YoloLoss" in str(info.value)
+
+
+def test_a_square_only_layout_refuses_a_non_square_grid():
+    from lossaudit import audit
+
+    with pytest.raises(InvalidSpec, match=r"assumes square grids.*received grid 3x4.*--grid 4"):
+        audit(lambda y_true, y_pred: y_true, GridSpec(H=3, W=4), layout="yolov3-tf2")
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "lossaudit.cli",
+            "report",
+            f"{ROOT / 'fixtures/losses/yolov3_tf2_style.py'}:YoloLoss",
+            "--layout",
+            "yolov3-tf2",
+            "--grid",
+            "13x9",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "assumes square grids" in proc.stderr and "--grid 13" in proc.stderr
+
+
+class _NoConstructor:
+    """A keras-yolo2-style model whose constructor must never run (it builds the network)."""
+
+    coord_scale = 2.0  # the class's own value is kept
+
+    def __init__(self):
+        raise AssertionError("the constructor builds the network: never called")
+
+    def custom_loss(self, y_true, y_pred):
+        import tensorflow as tf
+
+        return tf.reduce_sum(self.true_boxes) + 0 * tf.reduce_sum(y_pred)
+
+
+def test_keras_yolo2_sets_the_objects_attributes_without_its_constructor():
+    import tensorflow as tf
+
+    frame = Frame(
+        GridSpec(2, 3, 4, 2, 1),
+        Codec(anchor_sizes=((0.25, 0.5), (0.5, 1.0))),
+        keywords={"warmup_bs": 7},
+    )
+    loss = KERAS_YOLO2.build(_NoConstructor.custom_loss, frame)
+    owner = loss.__self__
+    assert isinstance(owner, _NoConstructor)
+    assert (owner.coord_scale, owner.object_scale, owner.warmup_bs, owner.debug) == (
+        2.0,
+        5.0,
+        7,
+        True,
+    )
+    scene = Scene(frame.spec, (Obj(1, 2, 3, 0, 0.5, 0.5, 0.25, 1 / 3, 0),))
+    truth = {k: tf.constant(v) for k, v in KERAS_YOLO2.encode(scene, frame).items()}
+    value = KERAS_YOLO2.call(loss, truth, tf.zeros(frame.spec.shape), frame)
+    assert float(value) == pytest.approx(3.5 + 2.5 + 1.0 + 1.0)
+    assert (owner.grid_h, owner.grid_w, owner.nb_box, owner.nb_class, owner.batch_size) == (
+        3,
+        4,
+        2,
+        1,
+        2,
+    )
+    np.testing.assert_allclose(owner.anchors, [1.0, 1.5, 2.0, 3.0])  # grid cells, flat
+    np.testing.assert_array_equal(owner.class_wt, [1.0])
+
+
+def test_keras_yolo2_wants_a_method():
+    from lossaudit.errors import TargetError
+
+    with pytest.raises(TargetError, match=r"Class\.custom_loss"):
+        KERAS_YOLO2.build(lambda y_true, y_pred: y_true, Frame(GridSpec()))
+
+
+def test_keras_yolo2_square_only_loss_says_to_use_a_square_grid():
+    """The repository's transposed cell grid fails on H != W: the error says why and what to do."""
+    from lossaudit import audit
+    from lossaudit.targets import load_target
+
+    loss, _ = load_target(
+        f"{ROOT / 'fixtures/losses/keras_yolo2_style.py'}:SquareCellGrid.custom_loss"
+    )
+    report = audit(
+        loss,
+        GridSpec(batch=1, H=3, W=4, anchors=1, classes=1),
+        layout="keras-yolo2",
+        only=["total.finite"],
+    )
+    (result,) = report.results
+    assert str(result.status) == "error"
+    assert "assumes a square grid" in result.message and "--grid 4" in result.message
+
+
+def test_yolov3_tf2_cli_without_a_wrapper(tmp_path):
+    """The done-means command for yolov3-tf2: the factory audited as it is, anchors once."""
+    out = tmp_path / "report.json"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "lossaudit.cli",
+            "report",
+            f"{ROOT / 'fixtures/losses/yolov3_tf2_style.py'}:YoloLoss",
+            "--layout",
+            "yolov3-tf2",
+            "--grid",
+            "13",
+            "--anchor-sizes",
+            "0.0240,0.0312",
+            "0.0385,0.0721",
+            "0.0793,0.0553",
+            "--only",
+            "total.decreases_as_boxes_converge",
+            "--profile",
+            "ci",
+            "--max-examples",
+            "3",
+            "--format",
+            "json",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    import json
+
+    report = json.loads(out.read_text())
+    assert report["spec"]["anchors"] == 3 and report["spec"]["H"] == report["spec"]["W"] == 13
+    assert [r["status"] for r in report["results"]] == ["pass"]

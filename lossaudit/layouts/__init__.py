@@ -24,8 +24,10 @@ from lossaudit.layouts.base import (
     one_hot,
 )
 from lossaudit.layouts.canonical import CANONICAL
+from lossaudit.layouts.keras_yolo2 import KERAS_YOLO2
 from lossaudit.layouts.keras_yolo3 import KERAS_YOLO3
 from lossaudit.layouts.yad2k import YAD2K
+from lossaudit.layouts.yolov3_tf2 import YOLOV3_TF2
 from lossaudit.layouts.yunyang import YUNYANG
 from lossaudit.references import is_reference, resolve
 
@@ -47,7 +49,8 @@ __all__ = [
 
 #: Built-in layouts by name, in ``--help`` order.
 BUILT_IN: dict[str, Layout] = {
-    layout.name: layout for layout in (CANONICAL, YAD2K, KERAS_YOLO3, YUNYANG)
+    layout.name: layout
+    for layout in (CANONICAL, YAD2K, KERAS_YOLO3, YUNYANG, YOLOV3_TF2, KERAS_YOLO2)
 }
 
 

@@ -231,6 +231,14 @@ def accepts(fn: Callable[..., Any], name: str) -> bool:
 
 Encode = Callable[[Scene, Frame], Mapping[str, np.ndarray]]
 Call = Callable[[Callable[..., Any], Mapping[str, Any], Any, Frame], Any]
+Build = Callable[[Any, Frame], Any]
+
+
+def as_given(target: Any, frame: Frame) -> Any:
+    """The default :attr:`Layout.build`: the target the user pointed at is the loss itself."""
+    return target
+
+
 Groups = Callable[[int, int], tuple[tuple[int, ...], ...]]
 
 
@@ -261,7 +269,8 @@ class Layout:
       or ``pixels``);
     - ``codec``: the activations the convention applies (``{"cls": "sigmoid"}``...), used
       where the user gave none;
-    - ``square``: the convention assumes square grids;
+    - ``square``: the convention assumes square grids (an audit on an H != W grid is refused
+      with a usage error that suggests a square ``--grid``);
     - ``summary``: one line for ``--help`` and the README's table;
     - ``anchor_groups(anchors, scales)``: which anchors (indices in the user's order) each
       scale uses (default: equal consecutive groups);
@@ -270,7 +279,11 @@ class Layout:
       name them (``tf.print("loss: ", total, xy, wh, ...)``); repeated prints are summed;
     - ``hands_anchors``: ``call`` gives the loss its anchors from the frame, so a transposed
       scene can be audited with its anchors transposed too (``total.transpose_invariant``
-      with non-square anchors).
+      with non-square anchors);
+    - ``build(target, frame)``: the loss to call, made once per audit from the object the user
+      pointed at (default: the target itself). A convention whose loss comes from a factory
+      (``YoloLoss(anchors, classes)``) or lives on an object (a ``custom_loss`` method) builds
+      it here from the frame, so anchors and classes are declared once, in the options.
 
     Example (a made-up convention: truth as a list of boxes, predictions flattened):
         >>> from lossaudit.layouts import Layout, box_list, flat
@@ -295,16 +308,18 @@ class Layout:
     scales: tuple[int, ...] = (1,)
     print_names: tuple[str, ...] = ()
     hands_anchors: bool = False
+    build: Build = as_given
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
             raise invalid("a layout has no name", "a non-empty str", repr(self.name), "Name it.")
-        for what in ("encode", "call"):
+        for what in ("encode", "call", "build"):
             if not callable(getattr(self, what)):
                 raise invalid(
                     f"Layout.{what} is not callable",
-                    "encode(scene, frame) -> {name: array} and "
-                    "call(loss, truth, y_pred, frame) -> what the loss returns",
+                    "encode(scene, frame) -> {name: array}, "
+                    "call(loss, truth, y_pred, frame) -> what the loss returns and "
+                    "build(target, frame) -> the loss",
                     f"{what}={getattr(self, what)!r}",
                     "Pass functions (see lossaudit.layouts.Layout).",
                 )
@@ -328,3 +343,17 @@ class Layout:
         object.__setattr__(self, "scales", tuple(int(n) for n in self.scales))
         object.__setattr__(self, "components", dict(self.components))
         object.__setattr__(self, "codec", dict(self.codec))
+
+    def check_grid(self, spec: GridSpec) -> None:
+        """Refuse a grid the convention cannot take (:class:`~lossaudit.errors.InvalidSpec`):
+        an H != W grid for a square-only convention, with a square grid to use instead."""
+        if self.square and spec.H != spec.W:
+            side = max(spec.H, spec.W)
+            raise invalid(
+                f"layout {self.name!r} assumes square grids (the loss reads one grid size "
+                "from its input's shape)",
+                "a square grid, H = W",
+                f"grid {spec.H}x{spec.W}",
+                f"Pass a square grid, e.g. --grid {side} (grid = {side} in [tool.lossaudit], "
+                f"GridSpec(H={side}, W={side}) in Python).",
+            )

@@ -271,7 +271,10 @@ def transpose_invariant(ctx: Context, role: str, d: dict[str, Any]) -> Outcome:
 
 
 def _other_grid(ctx: Context) -> Any:
-    return ctx.spec.replace(H=ctx.spec.H + 1, W=ctx.spec.W + 2)
+    # A square-only convention (yolov3-tf2) gets another square grid.
+    return ctx.spec.replace(
+        H=ctx.spec.H + 1, W=ctx.spec.W + (1 if ctx.adapter.layout.square else 2)
+    )
 
 
 def _other_grid_draws(ctx: Context, role: str) -> st.SearchStrategy[Any]:
@@ -293,8 +296,8 @@ def _other_grid_applies(ctx: Context, role: str) -> str | None:
     bugs=(24,),
 )
 def other_grid_size(ctx: Context, role: str, d: dict[str, Any]) -> Outcome:
-    """The loss runs at another grid size (H+1, W+2) and its boxes still converge there: no
-    hard-coded input size, grid or anchor normalisation."""
+    """The loss runs at another grid size (H+1, W+2; H+1, W+1 for a square-only layout) and
+    its boxes still converge there: no hard-coded input size, grid or anchor normalisation."""
     spec = d["scene"].spec
     cases, steps = converge_path(ctx, d)
     target = "coordinates" if "coordinates" in ctx.roles else "total"
