@@ -42,6 +42,7 @@ from lossaudit.calling import (
 from lossaudit.components import COMPONENTS, base_roles, check_mapping, group
 from lossaudit.errors import LossError
 from lossaudit.layouts import CANONICAL, Frame, Layout
+from lossaudit.options import LossOptions
 from lossaudit.scenarios import Case
 from lossaudit.spec import GridSpec, Scene
 
@@ -125,6 +126,18 @@ class Adapter:
         #: The traced computation per (mode, shape), to read what the loss does in graph mode.
         self._concrete: dict[tuple[str, tuple[int, ...], bool], Any] = {}
         self._graph_ran = False
+
+    @classmethod
+    def calling(cls, loss: Any, options: LossOptions, frame: Frame | None = None) -> Adapter:
+        """The adapter that calls ``loss`` as ``options`` say (components, layout, names of a
+        tuple return) in ``frame`` (default: the options' own, the first scale's)."""
+        return cls(
+            loss,
+            components=options.components,
+            layout=options.layout,
+            frame=frame or options.frame(),
+            names=options.component_names,
+        )
 
     # -- building the computation --------------------------------------------------------------
     def _normalise(

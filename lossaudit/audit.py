@@ -515,13 +515,7 @@ def _audit_frame(
 ) -> Report:
     """The audit of one scale (the whole audit of a single-scale loss)."""
     spec, codec, components = frame.spec, frame.codec, calling.components
-    adapter = Adapter(
-        loss,
-        components=components,
-        layout=calling.layout,
-        frame=frame,
-        names=calling.component_names,
-    )
+    adapter = Adapter.calling(loss, calling, frame)
     tf_seconds = _import_tensorflow_timed()
     probe_started = time.perf_counter()
     worker = Worker()
@@ -575,13 +569,7 @@ def _square_hint(
     assumes square grids (BUG-CLASSES #16) is told so instead of left with a shape error."""
     side = max(frame.spec.H, frame.spec.W)
     square = frame.at((frame.spec.batch, side, side, frame.spec.anchors, frame.spec.channels))
-    adapter = Adapter(
-        loss,
-        components=calling.components,
-        layout=calling.layout,
-        frame=square,
-        names=calling.component_names,
-    )
+    adapter = Adapter.calling(loss, calling, square)
     try:
         finished, (probe, _) = worker.run(
             lambda: _probe(adapter, square.spec, square.codec),

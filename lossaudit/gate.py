@@ -127,13 +127,7 @@ def measure(
 
     options = cfg.options
     frame = options.frame()  # a multi-scale loss is measured on its first scale
-    adapter = Adapter(
-        loss,
-        components=options.components,
-        layout=options.layout,
-        frame=frame,
-        names=options.component_names,
-    )
+    adapter = Adapter.calling(loss, options, frame)
     cases = canonical_cases(frame.spec, frame.codec)
     out: dict[str, dict[str, float]] = {}
 

@@ -42,6 +42,7 @@ __all__ = [
     "detector_mask",
     "flat",
     "image_boxes",
+    "loss_keywords",
 ]
 
 AnchorUnit = Literal["image", "grid", "pixels"]
@@ -218,6 +219,16 @@ def flat(y_pred: Any) -> Any:
 
     batch, h, w, anchors, channels = (int(v) for v in y_pred.shape)
     return tf.reshape(y_pred, [batch, h, w, anchors * channels])
+
+
+def loss_keywords(loss: Callable[..., Any], frame: Frame, **defaults: Any) -> dict[str, Any]:
+    """The keyword arguments to call ``loss`` with: the user's (``--loss-arg``), then each of
+    ``defaults`` the loss takes (``print_loss=True`` to read its terms)."""
+    keywords = dict(frame.keywords)
+    for name, value in defaults.items():
+        if accepts(loss, name):
+            keywords.setdefault(name, value)
+    return keywords
 
 
 def accepts(fn: Callable[..., Any], name: str) -> bool:

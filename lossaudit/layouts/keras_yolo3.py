@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from lossaudit.errors import invalid
-from lossaudit.layouts.base import Frame, Layout, accepts, flat
+from lossaudit.layouts.base import Frame, Layout, flat, loss_keywords
 from lossaudit.spec import CLS0, Scene
 
 __all__ = ["KERAS_YOLO3"]
@@ -79,9 +79,7 @@ def _call(loss: Callable[..., Any], truth: Mapping[str, Any], y_pred: Any, frame
         else:
             outputs.append(flat(tf.constant(frame.empty_outputs(k))))
     args = [*outputs, *(truth[f"y_true_{k}"] for k in range(len(frame.scales)))]
-    keywords = dict(frame.keywords)
-    if accepts(loss, "print_loss"):
-        keywords.setdefault("print_loss", True)
+    keywords = loss_keywords(loss, frame, print_loss=True)
     return loss(args, frame.all_anchors("pixels"), frame.spec.classes, **keywords)
 
 

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from lossaudit.layouts.base import Frame, Layout, accepts, box_list, detector_mask, flat
+from lossaudit.layouts.base import Frame, Layout, box_list, detector_mask, flat, loss_keywords
 from lossaudit.spec import Scene
 
 __all__ = ["YAD2K", "true_box_slots"]
@@ -65,9 +65,7 @@ def _call(loss: Callable[..., Any], truth: Mapping[str, Any], y_pred: Any, frame
         truth["detectors_mask"],
         truth["matching_true_boxes"],
     ]
-    keywords = dict(frame.keywords)
-    if accepts(loss, "print_loss"):
-        keywords.setdefault("print_loss", True)
+    keywords = loss_keywords(loss, frame, print_loss=True)
     return loss(args, frame.anchors("grid"), frame.spec.classes, **keywords)
 
 
