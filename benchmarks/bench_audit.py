@@ -116,7 +116,10 @@ for p in registry._REGISTRY.values():
     object.__setattr__(p, "check", region("props", p.check))
 
 t3 = time.perf_counter()
-report = audit(loss, spec, codec, settings=resolve(args["profile"]), target=target)
+if args["floor_only"]:
+    report = None
+else:
+    report = audit(loss, spec, codec, settings=resolve(args["profile"]), target=target)
 t_audit = time.perf_counter() - t3
 
 # The floor: one trace, then compiled calls on prepared inputs at the audited shape.
@@ -132,6 +135,7 @@ for _ in range(args["floor_calls"]):
     times.append(time.perf_counter() - start)
 t_call = statistics.median(times)
 n_calls = counts["trace"] + counts["evals"] + counts["shrink_calls"] + counts["train_steps"]
+n_calls = n_calls or args["floor_only"]
 floor = t_trace1 + n_calls * t_call
 accounted = sum(seconds.values())
 print(json.dumps({
@@ -139,10 +143,12 @@ print(json.dumps({
     "audit": t_audit, **seconds, "other": t_audit - accounted + seconds["analysis"],
     **{"n_" + k: v for k, v in counts.items()},
     "n_calls": n_calls, "call_ms": t_call * 1000, "first_trace": t_trace1, "floor": floor,
-    "ratio": t_audit / floor, "examples": report.stats["examples"],
-    "summary": report.summary,
-    "verdicts": {r.property: str(r.status) for r in report.results},
-    "truncated_shrinks": sum("not fully minimised" in (r.info or "") for r in report.results),
+    "ratio": t_audit / floor if report else float("nan"),
+    "examples": report.stats["examples"] if report else 0,
+    "summary": report.summary if report else {"floor only": 1},
+    "verdicts": {r.property: str(r.status) for r in report.results} if report else {},
+    "truncated_shrinks": sum("not fully minimised" in r.info for r in report.results)
+    if report else 0,
 }))
 """
 
@@ -167,13 +173,16 @@ def _shape(text: str) -> tuple[int, int, int, int]:
     return parts[0], parts[1], parts[2], parts[3]
 
 
-def _run(target: str, codec: dict, shape: tuple, profile: str, floor_calls: int) -> dict:
+def _run(
+    target: str, codec: dict, shape: tuple, profile: str, floor_calls: int, floor_only: int
+) -> dict:
     args = {
         "target": target,
         "codec": codec,
         "shape": shape,
         "profile": profile,
         "floor_calls": floor_calls,
+        "floor_only": floor_only,
     }
     env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     start = time.perf_counter()
@@ -201,6 +210,14 @@ def main() -> None:
     parser.add_argument("--profile", default="ci")
     parser.add_argument("--repeat", type=int, default=1, help="runs per row (median shown)")
     parser.add_argument("--floor-calls", type=int, default=15)
+    parser.add_argument(
+        "--floor-only",
+        type=int,
+        default=0,
+        metavar="CALLS",
+        help="skip the audit; print the floor of CALLS evaluations (for shapes where one "
+        "evaluation of the loss takes seconds)",
+    )
     parser.add_argument("--json", metavar="FILE", help="also write the raw runs here")
     args = parser.parse_args()
 
@@ -217,7 +234,7 @@ def main() -> None:
         target, codec = TARGETS.get(name, (name, {}))
         for shape in shapes:
             runs = [
-                _run(target, codec, shape, args.profile, args.floor_calls)
+                _run(target, codec, shape, args.profile, args.floor_calls, args.floor_only)
                 for _ in range(args.repeat)
             ]
             runs.sort(key=lambda r: r["audit"])
