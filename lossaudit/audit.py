@@ -8,6 +8,7 @@ message, and a bug inside lossaudit itself is an ``error`` that says so.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import random
 import shlex
 import sys
@@ -179,23 +180,31 @@ def _run_property(prop: Property, ctx: Context, settings: Settings, seed: int | 
     last: list[_Falsified | _Errored] = []
 
     def check(drawn: Any) -> None:
-        budget.before()
         ctx.examples += 1
         ctx.seen.clear()
         try:
             outcome = prop.check(ctx, prop.component, drawn)
         except (LossError, NonFinite) as exc:
-            budget.failed()
-            last[:] = [_Errored(str(exc), drawn)]
-            raise last[0] from None
+            raise _Errored(str(exc), drawn) from None
         if outcome.status is Status.PASS:
             seen.setdefault("pass", outcome)
             return
-        budget.failed()
-        last[:] = [_Falsified(outcome, drawn, list(ctx.seen))]
-        raise last[0]
+        raise _Falsified(outcome, drawn, list(ctx.seen))
 
-    test = hypothesis.given(strategy)(check)
+    # Kept apart from ``check``, whose source must not change: a derandomized run draws its
+    # examples from a digest of that source, so editing it would change every ci verdict's
+    # examples. ``functools.wraps`` lets Hypothesis read ``check``'s source through this.
+    @functools.wraps(check)
+    def budgeted(drawn: Any) -> None:
+        budget.before()
+        try:
+            check(drawn)
+        except (_Falsified, _Errored) as failure:
+            budget.failed()
+            last[:] = [failure]
+            raise
+
+    test = hypothesis.given(strategy)(budgeted)
     test = settings.hypothesis_settings()(test)
     if seed is not None and not settings.derandomize:
         test = hypothesis.seed(seed)(test)
