@@ -1,5 +1,5 @@
 """``python -m lossaudit``: the same as the ``lossaudit`` command."""
 
-from lossaudit.cli import main
+from lossaudit.cli import run
 
-raise SystemExit(main())
+raise SystemExit(run())

@@ -5,7 +5,10 @@ per-sample values where the loss gives them, and the gradient of every component
 to the raw predictions ``(batch, H, W, anchors, 5 + C)``. It
 
 - accepts a plain function ``loss(y_true, y_pred)``, a Keras ``Loss`` instance, or anything
-  callable the same way;
+  callable the same way, or a loss with its own calling convention through a layout
+  (:mod:`lossaudit.layouts`): the layout encodes the scene into the loss's truth inputs and
+  rearranges the canonical predictions inside the traced computation, so gradients are always
+  taken with respect to the canonical predictions;
 - reads components from a returned mapping, or captures the ones the loss logs with
   ``tf.summary.scalar`` (the seed write-up's style) without changing the loss;
 - traces the loss once per input shape under ``tf.function`` (and under XLA on request) and
@@ -20,6 +23,7 @@ TensorFlow is imported lazily, inside functions, so ``import lossaudit`` stays c
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -37,9 +41,23 @@ from lossaudit.calling import (
 )
 from lossaudit.components import COMPONENTS, base_roles, check_mapping, group
 from lossaudit.errors import LossError
+from lossaudit.layouts import CANONICAL, Frame, Layout
 from lossaudit.scenarios import Case
+from lossaudit.spec import GridSpec, Scene
 
 __all__ = ["Adapter", "Evaluation", "describe_exception", "import_tensorflow"]
+
+#: Graph ops that write a variable.
+_WRITES = frozenset(
+    {
+        "AssignVariableOp",
+        "AssignAddVariableOp",
+        "AssignSubVariableOp",
+        "ResourceScatterAdd",
+        "ResourceScatterSub",
+        "ResourceScatterUpdate",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -79,28 +97,45 @@ class Adapter:
     """Evaluates one loss on cases, eagerly, under ``tf.function`` or under XLA.
 
     ``components`` maps names the loss reports to roles (see :func:`role_for_name`), overriding
-    the heuristic. Results are cached by input bytes, so properties that revisit the same case
-    pay for it once.
+    the heuristic and the layout's own names. ``layout`` says how to call the loss (default
+    canonical) and ``frame`` its frames and units (grid, anchors, input size, extra keywords);
+    ``names`` names the values of a tuple return (default: the layout's). Results are cached by
+    input bytes, so properties that revisit the same case pay for it once.
     """
 
     def __init__(
-        self, loss: Any, *, components: Mapping[str, str] | None = None, cache_size: int = 256
+        self,
+        loss: Any,
+        *,
+        components: Mapping[str, str] | None = None,
+        layout: Layout | None = None,
+        frame: Frame | None = None,
+        names: tuple[str, ...] = (),
+        cache_size: int = 256,
     ):
         self.loss = loss
-        self._fn = unwrap_loss(loss)
-        self.components = check_mapping(components)
+        self.layout = layout or CANONICAL
+        self.frame = frame or Frame(GridSpec())
+        self.layout.check_grid(self.frame.spec)
+        # The layout makes the loss from what the user pointed at (a factory, a method).
+        self._fn = unwrap_loss(self.layout.build(loss, self.frame))
+        self.names = tuple(names) or self.layout.returns
+        self.components = {**self.layout.components, **check_mapping(components)}
         self._compiled: dict[str, Any] = {}
-        self._trace_info: dict[tuple[str, tuple[int, ...]], dict[str, Any]] = {}
-        self._trace_errors: dict[tuple[str, tuple[int, ...]], Exception] = {}
+        self._trace_info: dict[tuple[str, tuple[int, ...], bool], dict[str, Any]] = {}
+        self._trace_errors: dict[tuple[str, tuple[int, ...], bool], Exception] = {}
         self._cache: OrderedDict[tuple[str, bytes], Evaluation] = OrderedDict()
         self._cache_size = cache_size
-        self._truths: OrderedDict[Any, np.ndarray] = OrderedDict()
+        self._truths: OrderedDict[Any, dict[str, np.ndarray]] = OrderedDict()
         self.graph_error: str | None = None
         #: One forward pass per component's gradient, for losses whose ops allow one gradient
         #: per pass (tf.py_function); switched on when a shared pass fails that way.
         self.separate_passes = False
         self.unmapped: set[str] = set()
         self.calls = 0
+        #: The traced computation per (mode, shape), to read what the loss does in graph mode.
+        self._concrete: dict[tuple[str, tuple[int, ...], bool], Any] = {}
+        self._graph_ran = False
 
     # -- building the computation --------------------------------------------------------------
     def _normalise(
@@ -108,7 +143,7 @@ class Adapter:
     ) -> tuple[dict[str, Any], bool, dict[str, tuple[str, ...]]]:
         """Map the loss's output and captured summaries to ``{role: tensor}``."""
         tf = import_tensorflow()
-        named = reported(out, captured)
+        named = reported(out, captured, self.names)
         grouped = group(named, self.components)
         self.unmapped.update(grouped.unmapped)
         comps: dict[str, Any] = {}
@@ -142,20 +177,39 @@ class Adapter:
             comps["total"] = tf.add_n(shaped) if len(shaped) > 1 else shaped[0]
         return comps, total_given, grouped.names
 
-    def forward(self) -> Callable[[Any, Any], Any]:
-        """``forward(y_true, y_pred) -> (comps, scalars, total_given, names)`` on tensors:
-        the loss called once, its components normalised by role (traceable)."""
+    def _frame(self, shape: tuple[int, ...], flipped: bool) -> Frame:
+        frame = self.frame.at(shape)
+        return frame.flipped() if flipped else frame
+
+    def inputs(self, scene: Scene) -> dict[str, np.ndarray]:
+        """The loss's truth-side inputs for ``scene``, as the layout encodes them (numpy).
+
+        Raises :class:`LossError` when a user-defined layout's ``encode`` fails."""
+        frame = self._frame(scene.spec.shape, scene.flipped)
+        try:
+            encoded = self.layout.encode(scene, frame)
+            return {str(k): np.ascontiguousarray(v) for k, v in dict(encoded).items()}
+        except Exception as exc:
+            raise LossError(
+                f"layout {self.layout.name!r} could not encode the scene: {describe_exception(exc)}"
+            ) from exc
+
+    def forward(self) -> Callable[..., Any]:
+        """``forward(truth, y_pred, flipped=False) -> (comps, scalars, total_given, names)``
+        on tensors: the loss called once through the layout (``truth``: :meth:`inputs` as
+        tensors; ``flipped``: the scene is transposed), its components normalised by role
+        (traceable)."""
         tf = import_tensorflow()
         # Autograph converts the user's loss (it may branch on tensors), not lossaudit's own
         # bookkeeping around it.
         normalise = tf.autograph.experimental.do_not_convert(self._normalise)
-        loss_fn = self._fn
+        loss_fn, layout, framed = self._fn, self.layout, self._frame
 
-        def forward(y_true: Any, y_pred: Any) -> Any:
+        def forward(truth: Any, y_pred: Any, flipped: bool = False) -> Any:
             batch = int(y_pred.shape[0])
             captured: dict[str, Any] = {}
-            with capture_summaries(captured):
-                out = loss_fn(y_true, y_pred)
+            with capture_summaries(captured, layout.print_names):
+                out = layout.call(loss_fn, truth, y_pred, framed(tuple(y_pred.shape), flipped))
             comps, total_given, names = normalise(out, captured, batch)
             scalars = {r: (tf.reduce_mean(v) if v.shape.rank == 1 else v) for r, v in comps.items()}
             return comps, scalars, total_given, names
@@ -193,16 +247,16 @@ class Adapter:
         tf = import_tensorflow()
         forward = self.forward()
 
-        def run(y_true: Any, y_pred: Any) -> Any:
+        def run(truth: Any, y_pred: Any, flipped: bool = False) -> Any:
             (comps, scalars, total_given, names), by_source = self.component_gradients(
-                lambda: forward(y_true, y_pred), [y_pred]
+                lambda: forward(truth, y_pred, flipped), [y_pred]
             )
             connected = {r: g[0] is not None for r, g in by_source.items()}
             grads = {
                 r: g[0] if g[0] is not None else tf.zeros_like(y_pred) for r, g in by_source.items()
             }
             per_sample = {r: v for r, v in comps.items() if v.shape.rank == 1}
-            self._trace_info[(mode, tuple(y_pred.shape))] = {
+            self._trace_info[(mode, tuple(y_pred.shape), flipped)] = {
                 "connected": connected,
                 "total_given": total_given,
                 "names": names,
@@ -231,22 +285,24 @@ class Adapter:
         """
         mode = mode or self.default_mode
         y_pred = np.ascontiguousarray(case.y_pred, dtype=np.float32)
-        # The truth is a function of the scene (hashable, a few objects), so only the
-        # predictions are hashed; sha1 is the fastest full-content digest hashlib offers here.
+        flipped = case.scene.flipped
+        # The truth-side inputs are a function of the scene (hashable, a few objects), so only
+        # the predictions are hashed; sha1 is the fastest full-content digest hashlib offers.
         key = (mode, case.scene, y_pred.shape, hashlib.sha1(y_pred.data).digest())
         if key in self._cache:
             self._cache.move_to_end(key)
             return self._cache[key]
-        y_true = self._truth(case)
+        y_true = self._inputs(case.scene)
         try:
-            result = self._call(mode, y_true, y_pred)
+            result = self._call(mode, y_true, y_pred, flipped)
         except LossError as exc:
             raise LossError(describe_exception(exc).removeprefix("LossError: ")) from None
         except Exception as exc:
-            if mode == "graph" and self.graph_error is None and not self._trace_info:
-                # Tracing failed before any graph ran: record why, then run eagerly.
+            if mode == "graph" and self.graph_error is None and not self._graph_ran:
+                # Tracing failed before any graph ran (a tf.Variable created in the loss's
+                # body fails on its first call): record why, then run eagerly.
                 try:
-                    result = self._call("eager", y_true, y_pred)
+                    result = self._call("eager", y_true, y_pred, flipped)
                 except LossError as lexc:
                     raise LossError(describe_exception(lexc).removeprefix("LossError: ")) from None
                 except Exception as eager_exc:
@@ -254,6 +310,15 @@ class Adapter:
                 self.graph_error = describe_exception(exc)
             else:
                 raise LossError(describe_exception(exc)) from exc
+        except (SystemExit, KeyboardInterrupt) as exc:
+            # Raised by the loss itself (sys.exit, a stray raise): the loss's error. Only a
+            # KeyboardInterrupt on the main thread may be a real Ctrl-C; that one propagates.
+            if (
+                isinstance(exc, KeyboardInterrupt)
+                and threading.current_thread() is threading.main_thread()
+            ):
+                raise
+            raise LossError(f"the loss raised {describe_exception(exc)}") from None
         self._cache[key] = result
         # Bounded by count and by the gradients' bytes (large grids carry big gradients).
         while len(self._cache) > 1 and (
@@ -262,18 +327,17 @@ class Adapter:
             self._cache.popitem(last=False)
         return result
 
-    def _truth(self, case: Case) -> np.ndarray:
-        """``case.y_true()``, built once per scene: properties evaluate many predictions
-        against one scene, and at real shapes the truth is megabytes."""
-        found = self._truths.get(case.scene)
+    def _inputs(self, scene: Any) -> dict[str, np.ndarray]:
+        """:meth:`inputs`, encoded once per scene: properties evaluate many predictions against
+        one scene, and at real shapes the truth is megabytes."""
+        found = self._truths.get(scene)
         if found is None:
-            found = np.ascontiguousarray(case.y_true(), dtype=np.float32)
-            found.flags.writeable = False
-            self._truths[case.scene] = found
+            found = self.inputs(scene)
+            self._truths[scene] = found
             while len(self._truths) > 8:
                 self._truths.popitem(last=False)
         else:
-            self._truths.move_to_end(case.scene)
+            self._truths.move_to_end(scene)
         return found
 
     def _cache_bytes(self) -> int:
@@ -281,23 +345,34 @@ class Adapter:
         size = sum(g.nbytes for g in per_entry.grads.values())
         return size * len(self._cache)
 
-    def _call(self, mode: str, y_true: np.ndarray, y_pred: np.ndarray) -> Evaluation:
+    def _call(
+        self,
+        mode: str,
+        y_true: dict[str, np.ndarray],
+        y_pred: np.ndarray,
+        flipped: bool = False,
+    ) -> Evaluation:
         tf = import_tensorflow()
         self.calls += 1
-        key = (mode, tuple(y_pred.shape))
+        key = (mode, tuple(y_pred.shape), flipped)
         if key in self._trace_errors:
             # Tracing this shape failed before; tracing again would fail the same way, slowly.
             raise self._trace_errors[key]
         runner = self._runner(mode)
         try:
-            scalars, per_sample, grads = runner(tf.constant(y_true), tf.constant(y_pred))
+            truth = {k: tf.constant(v) for k, v in y_true.items()}
+            pred = tf.constant(y_pred)
+            scalars, per_sample, grads = runner(truth, pred, flipped)
+            self._graph_ran = self._graph_ran or mode == "graph"
+            if mode != "eager" and key not in self._concrete:
+                self._concrete[key] = runner.get_concrete_function(truth, pred, flipped)
         except tf.errors.OpError as exc:
             if not self.separate_passes and "pyfunc" in str(exc):
                 self.separate_passes = True
                 self._compiled.clear()
                 self._trace_info.clear()
                 self.calls -= 1
-                return self._call(mode, y_true, y_pred)
+                return self._call(mode, y_true, y_pred, flipped)
             raise  # raised while running: may depend on the values, so never cached
         except Exception as exc:
             if mode != "eager" and key not in self._trace_info:
@@ -314,11 +389,62 @@ class Adapter:
             names=dict(info["names"]),
         )
 
+    # -- state -------------------------------------------------------------------------------
+    def written_variables(self) -> list[tuple[str, Any]]:
+        """``(name, variable)`` for every variable the traced loss assigns to (a warm-up
+        counter, a step), named as the loss's module, object or closure names it."""
+        found: dict[int, tuple[str, Any]] = {}
+        for cf in self._concrete.values():
+            captured = list(cf.graph.internal_captures)
+            handles = list(cf.captured_inputs)
+            variables = {id(v.handle): v for v in cf.graph.variables}
+            for op in cf.graph.get_operations():
+                if op.type not in _WRITES or not op.inputs:
+                    continue
+                index = [k for k, c in enumerate(captured) if c is op.inputs[0]]
+                if not index:
+                    continue
+                variable = variables.get(id(handles[index[0]]))
+                if variable is not None and id(variable) not in found:
+                    found[id(variable)] = (self._name_of(variable), variable)
+        return list(found.values())
+
+    def _name_of(self, variable: Any) -> str:
+        fn = getattr(self._fn, "__func__", self._fn)
+        places: list[tuple[str, Any]] = []
+        owner = getattr(self._fn, "__self__", None) or self.loss
+        places += (
+            [(f"self.{k}", v) for k, v in vars(owner).items()] if hasattr(owner, "__dict__") else []
+        )
+        places += list(getattr(fn, "__globals__", {}).items())
+        cells = getattr(fn, "__closure__", None) or ()
+        names = getattr(getattr(fn, "__code__", None), "co_freevars", ())
+        places += [(n, c.cell_contents) for n, c in zip(names, cells, strict=False)]
+        for name, value in places:
+            if value is variable:
+                return name
+        return variable.name.removesuffix(":0")
+
+    def state_effect(self, case: Case, variable: Any) -> tuple[dict[str, float], dict[str, float]]:
+        """The loss's values on ``case`` with ``variable`` as it is now and reset to zero (its
+        value restored after): different values mean the loss's result depends on its state."""
+        tf = import_tensorflow()
+        saved = tf.identity(variable)
+        y_pred = np.ascontiguousarray(case.y_pred, dtype=np.float32)
+        inputs = self.inputs(case.scene)
+        try:
+            flipped = case.scene.flipped
+            now = self._call(self.default_mode, inputs, y_pred, flipped).values
+            variable.assign(tf.zeros_like(saved))
+            reset = self._call(self.default_mode, inputs, y_pred, flipped).values
+        finally:
+            variable.assign(saved)
+        return now, reset
+
     def try_mode(self, case: Case, mode: str) -> tuple[Evaluation | None, str | None]:
         """Evaluate in ``mode`` without fallback; return ``(evaluation, None)`` or ``(None, error)``."""
-        y_true = self._truth(case)
         y_pred = np.ascontiguousarray(case.y_pred, dtype=np.float32)
         try:
-            return self._call(mode, y_true, y_pred), None
+            return self._call(mode, self._inputs(case.scene), y_pred, case.scene.flipped), None
         except Exception as exc:
             return None, describe_exception(exc)

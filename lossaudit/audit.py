@@ -19,10 +19,11 @@ from typing import Any
 
 from lossaudit import properties as props
 from lossaudit.adapter import Adapter, describe_exception, import_tensorflow
-from lossaudit.components import order_key
+from lossaudit.components import BASE_ROLES, order_key
 from lossaudit.counterexamples import MAX_CELLS, counterexample
 from lossaudit.errors import InvalidArgument, LossError, invalid
 from lossaudit.findings import Analysis
+from lossaudit.layouts import Frame, get_layout
 from lossaudit.options import LossOptions
 from lossaudit.properties.registry import Context, NonFinite, Outcome, Property
 from lossaudit.report import Report, Result
@@ -32,7 +33,7 @@ from lossaudit.spec import Codec, GridSpec, Obj, Scene
 from lossaudit.status import Status
 from lossaudit.worker import Worker
 
-__all__ = ["audit", "reproduce_command"]
+__all__ = ["audit", "report_header", "reproduce_command"]
 
 Progress = Callable[[int, int, str], None]
 
@@ -60,12 +61,19 @@ def reproduce_command(
     *,
     only: str | None = None,
     components: Mapping[str, str] | None = None,
+    calling: LossOptions | None = None,
 ) -> str:
-    """The ``lossaudit report`` command that reruns an audit (or one property) identically."""
+    """The ``lossaudit report`` command that reruns an audit (or one property) identically;
+    ``calling`` gives the layout options (the rest of it is ignored)."""
     argv = ["lossaudit", "report"]
     if target:
         argv.append(target)
-    options = LossOptions(spec, codec, dict(components or {}), settings.reduction)
+    options = calling or LossOptions()
+    if not options.scales:  # a multi-scale loss keeps every scale's grid and anchors
+        options = dataclasses.replace(options, spec=spec, codec=codec)
+    options = dataclasses.replace(
+        options, components=dict(components or {}), reduction=settings.reduction
+    )
     argv += options.to_flags()
     if only:
         argv += ["--only", only]
@@ -342,15 +350,16 @@ def _checked(
                 f"Pass e.g. {name}={example}.",
                 cls=InvalidArgument,
             )
-    codec.check_against(spec)
     settings = settings or resolve()
     if not settings.derandomize and settings.seed is None:
-        settings = settings.replace(seed=random.randrange(2**31))
+        # A private generator: the caller's ``random`` state is theirs, not the audit's.
+        settings = settings.replace(seed=random.SystemRandom().randrange(2**31))
     return spec, codec, settings
 
 
-def _header(target: str, spec: GridSpec, codec: Codec, settings: Settings) -> dict[str, Any]:
-    """The report's fields that say what was audited and how."""
+def report_header(target: str, spec: GridSpec, codec: Codec, settings: Settings) -> dict[str, Any]:
+    """The report's fields that say what was audited and how (also for the report the
+    supervisor writes when it had to stop an audit)."""
     return dict(
         target=target,
         spec=asdict(spec),
@@ -380,6 +389,7 @@ def _run_all(
     components: Mapping[str, str],
     worker: Worker,
     progress: Progress | None,
+    calling: LossOptions,
 ) -> tuple[list[Result], str | None]:
     """Every selected property in component order; ``(results, property the loss hung in)``.
     After a hang the rest are not run (the worker thread is still busy with it)."""
@@ -395,7 +405,7 @@ def _run_all(
             results.append(_plain(prop, Status.SKIP, reason))
             continue
         reproduce = reproduce_command(
-            target, spec, codec, settings, only=prop.name, components=components
+            target, spec, codec, settings, only=prop.name, components=components, calling=calling
         )
         if hung_in is not None:
             results.append(
@@ -438,9 +448,23 @@ def _hung_first_call(settings: Settings) -> str:
     )
 
 
-def _notes(adapter: Adapter, probe: Any) -> tuple[str, ...]:
+_UNITS = {"image": "image fractions", "grid": "grid cells", "pixels": "pixels"}
+
+
+def _notes(adapter: Adapter, probe: Any | None) -> tuple[str, ...]:
     """What the report should say about how the loss was run and read."""
     notes = []
+    layout = adapter.layout
+    if layout.name != "canonical":
+        frame = adapter.frame
+        anchors = ", ".join(
+            f"{w:.4g}x{h:.4g}" for w, h in frame.anchors(layout.anchor_unit).astype(float)
+        )
+        scale = f"scale {frame.scale}, " if len(frame.scales) > 1 else ""
+        notes.append(
+            f"called through layout {layout.name!r} ({scale}input {frame.input_size[1]}x"
+            f"{frame.input_size[0]} px; anchors in {_UNITS[layout.anchor_unit]}: {anchors})"
+        )
     if adapter.graph_error:
         notes.append(
             f"the loss could not be traced with tf.function and ran eagerly: {adapter.graph_error}"
@@ -450,9 +474,26 @@ def _notes(adapter: Adapter, probe: Any) -> tuple[str, ...]:
             "reported values not audited (no role matched; map them with --component NAME=ROLE): "
             + ", ".join(sorted(adapter.unmapped))
         )
-    if not probe.total_given:
+    if probe is not None and not probe.total_given:
         notes.append("the loss gives no total: lossaudit sums the reported components")
+    if probe is not None:
+        notes += _unreported(probe.roles)
     return tuple(notes)
+
+
+def _unreported(roles: tuple[str, ...]) -> list[str]:
+    """A note naming the components the loss never reported, so never audited on their own
+    (``confidence`` stands for objects and no_objects together)."""
+    covered = set(roles) | ({"objects", "no_objects"} if "confidence" in roles else set())
+    missing = [r for r in BASE_ROLES if r not in covered]
+    if not missing:
+        return []
+    reported = ", ".join(r for r in roles if r != "total") or "only its total"
+    return [
+        f"components never audited, because the loss does not report them: {', '.join(missing)} "
+        f"(it reports {reported}; return each term in a mapping, or map the names it uses with "
+        "--component NAME=ROLE)"
+    ]
 
 
 def audit(
@@ -466,6 +507,12 @@ def audit(
     target: str | None = None,
     progress: Progress | None = None,
     analyse_loss: bool | None = None,
+    layout: Any = None,
+    input_size: Any = None,
+    loss_kwargs: Mapping[str, Any] | None = None,
+    component_names: Any = None,
+    scales: Any = None,
+    only_scale: int | None = None,
 ) -> Report:
     """Audit ``loss`` component by component and return a :class:`~lossaudit.report.Report`.
 
@@ -484,6 +531,17 @@ def audit(
         analyse_loss: also measure response curves, the gradient view, the balance table and
             the training curves (:mod:`lossaudit.analysis`) into ``Report.analysis``; by default
             only for a full audit (no ``only``), since a few seconds of training go with it.
+        layout: how to call the loss: a built-in layout's name (``"yad2k"``), a
+            ``module:name`` reference or a :class:`~lossaudit.layouts.Layout` (default
+            canonical: ``loss(y_true, y_pred)``). ``codec.anchor_sizes`` stay image fractions;
+            the layout hands the loss its anchors in its own unit.
+        input_size: the network input in pixels, ``H`` or ``(H, W)`` (default 32 per cell).
+        loss_kwargs: extra keyword arguments for the loss.
+        component_names: names of the values of a tuple return, in order.
+        scales: every grid of a multi-scale loss (``[13, 26, 52]``), in the loss's order;
+            ``spec``'s grid is then ignored, ``spec.anchors`` is the count per scale and
+            ``codec.anchor_sizes`` lists every scale's anchors. Each scale is audited in turn.
+        only_scale: audit only this scale (its index in ``scales``).
 
     Example:
         >>> from lossaudit import audit, GridSpec, Codec
@@ -492,33 +550,102 @@ def audit(
         {'coordinates': 'pass', 'objects': 'pass', 'no_objects': 'pass', 'classification': 'fail', ...}
     """
     started = time.perf_counter()
+    if codec is None and layout is not None:  # the convention's activations
+        codec = Codec(**get_layout(layout).codec)  # type: ignore[arg-type]
     spec, codec, settings = _checked(spec, codec, settings)
     only = [only] if isinstance(only, str) else only
     analyse_loss = not only if analyse_loss is None else analyse_loss
     components = dict(components or {})
+    calling = LossOptions.from_keywords(
+        {
+            "layout": layout,
+            "input_size": input_size,
+            "loss_kwargs": loss_kwargs or None,
+            "component_names": component_names or None,
+            "scales": scales or None,
+            "only_scale": only_scale,
+        },
+        where="audit()",
+    )
+    calling = dataclasses.replace(calling, spec=spec, codec=codec, components=components)
     selected = props.select(only=only)
     loss = _load_loss(loss)
     target = target or _target_name(loss)
-    adapter = Adapter(loss, components=components)
+    frames = calling.scale_frames()
+    if not calling.scales:
+        codec.check_against(spec)
+        return _audit_frame(
+            loss, frames[0], calling, settings, selected, target, progress, analyse_loss, started
+        )
+    reports = []
+    for frame in frames:
+        frame.codec.check_against(frame.spec)
+        one = dataclasses.replace(calling, only_scale=frame.scale)
+        reports.append(
+            _audit_frame(
+                loss,
+                frame,
+                one,
+                settings,
+                selected,
+                target,
+                progress,
+                analyse_loss,
+                time.perf_counter(),
+            )
+        )
+    return _merged(reports, frames, started)
+
+
+def _audit_frame(
+    loss: Any,
+    frame: Frame,
+    calling: LossOptions,
+    settings: Settings,
+    selected: tuple[Property, ...],
+    target: str,
+    progress: Progress | None,
+    analyse_loss: bool,
+    started: float,
+) -> Report:
+    """The audit of one scale (the whole audit of a single-scale loss)."""
+    spec, codec, components = frame.spec, frame.codec, calling.components
+    adapter = Adapter(
+        loss,
+        components=components,
+        layout=calling.layout,
+        frame=frame,
+        names=calling.component_names,
+    )
     tf_seconds = _import_tensorflow_timed()
     probe_started = time.perf_counter()
     worker = Worker()
-    finished, probed = worker.run(lambda: _probe(adapter, spec, codec), settings.time_limit)
+    finished, probed = worker.run(
+        lambda: _probe(adapter, spec, codec), settings.time_limit, "the first call"
+    )
     probe, probe_error = probed if finished else (None, _hung_first_call(settings))
     probe_seconds = time.perf_counter() - probe_started
-    base = _header(target, spec, codec, settings)
+    base = report_header(target, spec, codec, settings)
     if probe is None:
+        hint = ""
+        if finished and spec.H != spec.W:
+            hint = _square_hint(loss, frame, calling, worker, settings)
         worker.close(hung=not finished)
-        message = f"the loss cannot be evaluated: {probe_error}"
-        reproduce = reproduce_command(target, spec, codec, settings, components=components)
+        message = f"the loss cannot be evaluated: {probe_error}{hint}"
+        reproduce = reproduce_command(
+            target, spec, codec, settings, components=components, calling=calling
+        )
         result = Result("total.runs", "total", Status.ERROR, message, reproduce=reproduce)
         stats = {"seconds": round(time.perf_counter() - started, 3), "examples": 0}
         stats["loss_evaluations"] = adapter.calls
         return Report(
-            **base, results=(dataclasses.replace(result, hung=not finished),), stats=stats
+            **base,
+            results=(dataclasses.replace(result, hung=not finished),),
+            notes=_notes(adapter, None),
+            stats=stats,
         )
     ctx = Context(adapter, spec, codec, settings, probe.roles, probe.total_given)
-    results, hung_in = _run_all(selected, ctx, target, components, worker, progress)
+    results, hung_in = _run_all(selected, ctx, target, components, worker, progress, calling)
     analysis, hung = Analysis(), False
     if hung_in is None and analyse_loss:
         if progress is not None:
@@ -536,13 +663,86 @@ def audit(
     )
 
 
+def _square_hint(
+    loss: Any, frame: Frame, calling: LossOptions, worker: Worker, settings: Settings
+) -> str:
+    """When a loss fails on a non-square grid, whether it runs on a square one: a loss that
+    assumes square grids (BUG-CLASSES #16) is told so instead of left with a shape error."""
+    side = max(frame.spec.H, frame.spec.W)
+    square = frame.at((frame.spec.batch, side, side, frame.spec.anchors, frame.spec.channels))
+    adapter = Adapter(
+        loss,
+        components=calling.components,
+        layout=calling.layout,
+        frame=square,
+        names=calling.component_names,
+    )
+    try:
+        finished, (probe, _) = worker.run(
+            lambda: _probe(adapter, square.spec, square.codec),
+            settings.time_limit,
+            "the first call on a square grid",
+        )
+    except Exception:
+        return ""
+    if not finished or probe is None:
+        return ""
+    return (
+        f". It runs on a square {side}x{side} grid: the loss assumes square grids (rows and "
+        f"columns confused, BUG-CLASSES #16). Audit the rest with --grid {side}, and make the "
+        "loss take H and W separately"
+    )
+
+
+def _merged(reports: list[Report], frames: list[Frame], started: float) -> Report:
+    """One report for a multi-scale loss: per property the worst verdict over the scales,
+    a failure's message saying which scale it was found on."""
+    chosen: dict[str, Result] = {}
+    order: list[str] = []
+    for report, frame in zip(reports, frames, strict=True):
+        h, w = frame.scales[frame.scale]
+        tag = f"scale {frame.scale} ({h}x{w})"
+        for result in report.results:
+            if result.status not in (Status.PASS, Status.SKIP):
+                result = dataclasses.replace(result, message=f"{tag}: {result.message}")
+            current = chosen.get(result.property)
+            if current is None:
+                order.append(result.property)
+            if current is None or result.status.rank < current.status.rank:
+                chosen[result.property] = result
+    components: dict[str, list[str]] = {}
+    for report in reports:
+        for role, names in report.components.items():
+            components.setdefault(role, [])
+            components[role] += [n for n in names if n not in components[role]]
+    grids = ", ".join(f"{h}x{w}" for h, w in frames[0].scales)
+    notes = [
+        f"audited scale by scale ({grids}): each scale's objects on its own grid, "
+        "the other scales empty; a verdict is the worst over the scales"
+    ]
+    for report in reports:
+        notes += [n for n in report.notes if n not in notes]
+    stats = dict(reports[0].stats)
+    for key in ("examples", "loss_evaluations"):
+        stats[key] = sum(int(r.stats.get(key, 0)) for r in reports)
+    stats["seconds"] = round(time.perf_counter() - started, 3)
+    first = reports[0]
+    return dataclasses.replace(
+        first,
+        results=tuple(chosen[name] for name in order),
+        components=components,
+        notes=tuple(notes),
+        stats=stats,
+    )
+
+
 def _analysis(ctx: Context, worker: Worker, limit: float) -> tuple[Analysis, bool]:
     """Curves, gradient view, balance, and the training runs when a property made them;
     ``(analysis, hung)``."""
     from lossaudit.analysis import analyse
 
     try:
-        finished, out = worker.run(lambda: analyse(ctx), limit)
+        finished, out = worker.run(lambda: analyse(ctx), limit, "the analysis")
     except Exception as exc:  # a bug in lossaudit: the verdicts stand without the pictures
         error = f"internal error in lossaudit's analysis: {describe_exception(exc)}"
         return Analysis(error=error), False
@@ -559,7 +759,9 @@ def _run_with_limit(
     started = time.perf_counter()
     try:
         finished, out = worker.run(
-            lambda: _run_property(prop, ctx, settings, settings.seed), settings.time_limit
+            lambda: _run_property(prop, ctx, settings, settings.seed),
+            settings.time_limit,
+            prop.name,
         )
     except Exception as exc:  # a bug in lossaudit or Hypothesis: report, never crash
         message = (

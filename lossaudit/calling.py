@@ -20,12 +20,14 @@ from typing import Any
 
 from lossaudit.components import RETURNED
 from lossaudit.errors import InvalidArgument, LossError, invalid
+from lossaudit.jsonable import printable
 
 __all__ = [
     "capture_summaries",
     "component_tensor",
     "describe_exception",
     "import_tensorflow",
+    "printed_values",
     "reported",
     "unwrap_loss",
 ]
@@ -96,7 +98,8 @@ def describe_exception(exc: BaseException, limit: int = 400) -> str:
     TensorFlow's graph errors ("in user code: File ...") are reduced to their last line, the
     real error, and the innermost user frame they list.
     """
-    text = str(exc).strip()
+    # The loss's own words, minus what no report format can carry (colour codes, surrogates).
+    text = printable(str(exc)).strip()
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
     where = _where_in_user_code(exc)
     frames = [m for m in (_TF_FRAME.search(ln) for ln in lines) if m]
@@ -169,18 +172,99 @@ def _install_summary_hook(tf: Any) -> None:
         module.scalar = make(current)
 
 
+def printed_values(inputs: tuple[Any, ...], names: tuple[str, ...] = ()) -> list[tuple[str, Any]]:
+    """``(name, value)`` pairs a print call names: one leading message listing the names of
+    the values after it (``"yolo_loss, conf_loss, class_loss:", t, c, p``), or a label before
+    each value (``"conf:", c, "cls:", p``). Values that are not scalars or per-sample vectors
+    (a whole tensor printed to debug) are left out. ``names`` (a layout's) name the values of
+    a print whose message does not, when the counts agree."""
+    strings = [x for x in inputs if isinstance(x, str)]
+    values = [x for x in inputs if not isinstance(x, str)]
+    pairs: list[tuple[str, Any]] = []
+    if names and len(names) == len(values) and len(strings) <= 1:
+        pairs = list(zip(names, values, strict=True))
+    elif len(strings) == 1 and inputs and inputs[0] is strings[0]:
+        names = [n.strip() for n in strings[0].strip().rstrip(":=").split(",") if n.strip()]
+        if len(names) == len(values):
+            pairs = list(zip(names, values, strict=True))
+    if not pairs:
+        label = ""
+        for x in inputs:
+            if isinstance(x, str):
+                label = x.strip().rstrip(":=").strip()
+            elif label:
+                pairs.append((label, x))
+                label = ""
+    return [(n, v) for n, v in pairs if n and len(getattr(v, "shape", ())) <= 1]
+
+
+def _print_names() -> tuple[str, ...]:
+    return getattr(_CAPTURE, "print_names", ())
+
+
+def _record_printed(store: dict[str, Any], printed: list[tuple[str, Any]]) -> None:
+    """Printed values into the capture store; a name printed again (once per scale, in a
+    loop) adds up."""
+    for name, value in printed:
+        key = f"{PRINTED}{name}"
+        store[key] = store[key] + value if key in store else value
+
+
+def _install_print_hook(tf: Any) -> None:
+    """Route ``tf.print`` and TF1's ``tf.compat.v1.Print`` through a dispatcher, once per
+    process: inside a capture (see :func:`capture_summaries`) the named values they print are
+    recorded and nothing is printed; elsewhere TensorFlow's own function runs."""
+    if getattr(tf.print, "_lossaudit_dispatch", False):
+        return
+    original_print = tf.print
+
+    @functools.wraps(original_print)
+    @tf.autograph.experimental.do_not_convert
+    def print_(*inputs: Any, **kw: Any) -> Any:
+        store = getattr(_CAPTURE, "store", None)
+        if store is None:
+            return original_print(*inputs, **kw)
+        _record_printed(store, printed_values(inputs, _print_names()))
+        return tf.no_op()
+
+    print_._lossaudit_dispatch = True  # type: ignore[attr-defined]
+    tf.print = print_
+    compat = getattr(tf.compat, "v1", None)
+    original_v1 = getattr(compat, "Print", None)
+    if original_v1 is not None:
+
+        @functools.wraps(original_v1)
+        @tf.autograph.experimental.do_not_convert
+        def print_v1(input_: Any, data: Any, message: Any = None, *args: Any, **kw: Any) -> Any:
+            store = getattr(_CAPTURE, "store", None)
+            if store is None:
+                return original_v1(input_, data, message, *args, **kw)
+            printed = printed_values((str(message or ""), *list(data)), _print_names())
+            _record_printed(store, printed)
+            return input_
+
+        compat.Print = print_v1
+
+
+#: Prefix of printed values in a capture store (dropped by :func:`reported`).
+PRINTED = "\x00printed:"
+
+
 @contextlib.contextmanager
-def capture_summaries(store: dict[str, Any]) -> Iterator[None]:
+def capture_summaries(store: dict[str, Any], print_names: tuple[str, ...] = ()) -> Iterator[None]:
     """Record every ``tf.summary.scalar(name, data)`` the loss makes in this thread into
-    ``store``. The call writes nothing while captured, so no summary writer or step is needed.
+    ``store``, and the named scalars it prints with ``tf.print`` or TF1's ``tf.Print`` (see
+    :func:`printed_values`). Nothing is written or printed while captured, so no summary
+    writer or step is needed.
     """
     _install_summary_hook(_tf())
-    outer = getattr(_CAPTURE, "store", None)
-    _CAPTURE.store = store
+    _install_print_hook(_tf())
+    outer = getattr(_CAPTURE, "store", None), _print_names()
+    _CAPTURE.store, _CAPTURE.print_names = store, tuple(print_names)
     try:
         yield
     finally:
-        _CAPTURE.store = outer
+        _CAPTURE.store, _CAPTURE.print_names = outer
 
 
 def unwrap_loss(loss: Any) -> Callable[[Any, Any], Any]:
@@ -214,12 +298,20 @@ def component_tensor(name: str, value: Any) -> Any:
     return tf.cast(t, tf.float32)
 
 
-def reported(out: Any, captured: Mapping[str, Any]) -> dict[str, Any]:
-    """``{name: value}`` of everything a loss reported: a returned mapping's entries, then the
-    scalars it logged (a returned entry wins over a logged one of the same name), and a returned
-    non-mapping value under :data:`RETURNED`. Raises :class:`LossError` for a return value that
-    can be none of these."""
+def reported(out: Any, captured: Mapping[str, Any], names: tuple[str, ...] = ()) -> dict[str, Any]:
+    """``{name: value}`` of everything a loss reported: a returned mapping's entries (or a
+    returned tuple's values under ``names``), then the scalars it logged (a returned entry wins
+    over a logged one of the same name), and a returned single value under :data:`RETURNED`.
+    Raises :class:`LossError` for a return value that can be none of these."""
     named: dict[str, Any] = {}
+    if isinstance(out, list | tuple) and names:
+        if len(out) != len(names):
+            raise LossError(
+                f"the loss returned {len(out)} values but {len(names)} names were given "
+                f"({', '.join(names)}): give one name per returned value "
+                "(--component-names a,b,c)"
+            )
+        out = dict(zip(names, out, strict=True))
     if isinstance(out, Mapping):
         if not out:
             raise LossError("the loss returned an empty mapping: expected component values")
@@ -232,10 +324,11 @@ def reported(out: Any, captured: Mapping[str, Any]) -> dict[str, Any]:
     elif isinstance(out, list | tuple):
         raise LossError(
             f"the loss returned a {type(out).__name__} of {len(out)} values: expected a "
-            "scalar, a per-sample vector (batch,), or a mapping of component name to value"
+            "scalar, a per-sample vector (batch,), or a mapping of component name to value; "
+            "name a tuple's values with --component-names (e.g. --component-names giou,conf,prob)"
         )
     for name, value in captured.items():
-        named.setdefault(name, value)
+        named.setdefault(name.removeprefix(PRINTED), value)
     if not isinstance(out, Mapping):
         named[RETURNED] = out
     return named

@@ -13,8 +13,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
+from lossaudit import watchdog
 from lossaudit.errors import LossAuditError, UsageError, did_you_mean
-from lossaudit.files import check_writable, write_atomic, write_or_explain
+from lossaudit.files import check_writable, report_stream, write_atomic, write_or_explain
 from lossaudit.options import LossOptions, add_arguments
 from lossaudit.settings import private_hypothesis_home
 
@@ -251,11 +252,19 @@ def _report_settings(args: argparse.Namespace, options: LossOptions) -> Settings
     )
 
 
-def _report(args: argparse.Namespace) -> ExitCode:
+def _load(target: str | None, limit: float) -> tuple[Any, str]:
+    """The target loaded under the watchdog: an import that hangs is stopped at its limit."""
+    from lossaudit.targets import DEFAULT_TARGET, load_target
+
+    with watchdog.step(f"importing {target or DEFAULT_TARGET}", limit):
+        return load_target(target)
+
+
+def _report(args: argparse.Namespace, out: TextIO) -> ExitCode:
     if args.list:
         from lossaudit import properties
 
-        sys.stdout.write(properties.listing())
+        out.write(properties.listing())
         return ExitCode.OK
     options = LossOptions.from_cli(args)
     settings = _report_settings(args, options)
@@ -269,9 +278,8 @@ def _report(args: argparse.Namespace) -> ExitCode:
     import_tensorflow()
     from lossaudit.audit import audit
     from lossaudit.render import render
-    from lossaudit.targets import load_target
 
-    loss, target = load_target(args.target)
+    loss, target = _load(args.target, settings.time_limit)
     if args.only:
         # Checked after loading the target: its module may register properties of its own.
         from lossaudit import properties
@@ -296,6 +304,7 @@ def _report(args: argparse.Namespace) -> ExitCode:
         only=args.only,
         target=target,
         progress=_progress(sys.stderr) if tty else None,
+        **options.calling(),
     )
     if tty:
         sys.stderr.write("\r\x1b[2K")
@@ -304,9 +313,7 @@ def _report(args: argparse.Namespace) -> ExitCode:
 
         analysis = dataclasses.replace(report.analysis, logs=logs.curves_for_report(diagnosis))
         report = dataclasses.replace(report, analysis=analysis)
-    color = args.color == "always" or (
-        args.color == "auto" and args.out is None and sys.stdout.isatty()
-    )
+    color = args.color == "always" or (args.color == "auto" and args.out is None and out.isatty())
     options = {"color": color, "verbose": args.verbose} if args.format == "text" else {}
     text = render(report, args.format, **options)
     if args.out is not None:
@@ -318,16 +325,16 @@ def _report(args: argparse.Namespace) -> ExitCode:
                 "Choose a path you can write to."
             ) from None
         summary = report.summary
-        sys.stdout.write(
+        out.write(
             f"lossaudit: wrote {args.format} report to {args.out}: "
             f"{summary['pass']} passed, {summary['fail']} failed, {summary['error']} errors, {summary['warn']} warnings\n"
         )
     else:
-        sys.stdout.write(text)
+        out.write(text)
     return ExitCode.OK if report.ok else ExitCode.FAILED
 
 
-def _check(args: argparse.Namespace) -> ExitCode:
+def _check(args: argparse.Namespace, out: TextIO) -> ExitCode:
     from lossaudit import gate
     from lossaudit.render.check import render_check
 
@@ -336,12 +343,11 @@ def _check(args: argparse.Namespace) -> ExitCode:
         if path is not None:
             check_writable(path, what)
     private_hypothesis_home()
-    from lossaudit.targets import load_target
-
+    settings = config.settings(args.profile)
     reports, drifts, has_baseline = gate.run_check(
         config,
-        loader=lambda t: load_target(t)[0],
-        settings=config.settings(args.profile),
+        loader=lambda t: _load(t, settings.time_limit)[0],
+        settings=settings,
         analyse=args.html is not None,
     )
     rows = [d.row() for d in drifts]
@@ -353,7 +359,7 @@ def _check(args: argparse.Namespace) -> ExitCode:
         markdown=args.format == "markdown",
         hint=f"`lossaudit baseline{' --config ' + str(args.config) if args.config else ''}`",
     )
-    sys.stdout.write(text)
+    out.write(text)
     if args.out is not None:
         write_or_explain(args.out, text, "the check output")
     if args.html is not None:
@@ -368,11 +374,12 @@ def _check(args: argparse.Namespace) -> ExitCode:
     return ExitCode.OK if ok else ExitCode.FAILED
 
 
-def _baseline(args: argparse.Namespace) -> ExitCode:
+def _baseline(args: argparse.Namespace, out: TextIO) -> ExitCode:
     from lossaudit import gate
-    from lossaudit.targets import load_target
 
     config = gate.load_gate(args.config)
+    limit = config.settings().time_limit
+    check_writable(config.baseline, "the baseline")
     if config.baseline.exists() and not args.update:
         raise UsageError(
             f"the baseline {str(config.baseline)!r} exists: expected --update to replace it; received "
@@ -380,23 +387,21 @@ def _baseline(args: argparse.Namespace) -> ExitCode:
         )
     entries = {}
     for cfg in config.losses:
-        loss, _ = load_target(cfg.target)
-        values = gate.measure(loss, cfg)
+        loss, _ = _load(cfg.target, limit)
+        values = gate.measure(loss, cfg, time_limit=limit)
         broken = {scene: v["error"] for scene, v in values.items() if "error" in v}
         if broken:
             scene, message = next(iter(broken.items()))
             sys.stderr.write(
-                f"lossaudit: {cfg.target} raised on {len(broken)} canonical scene(s), e.g. {scene}: "
+                f"lossaudit: {cfg.target} failed on {len(broken)} canonical scene(s), e.g. {scene}: "
                 f"{message}\nNothing was written: fix the loss (see `lossaudit report {cfg.target}`) "
                 "before recording a baseline.\n"
             )
             return ExitCode.FAILED
         entries[cfg.target] = (cfg, values)
-    write_atomic(config.baseline, gate.baseline_document(entries), what="the baseline")
+    write_or_explain(config.baseline, gate.baseline_document(entries), "the baseline")
     scenes = sum(len(v) for _, v in entries.values())
-    sys.stdout.write(
-        f"lossaudit: wrote {config.baseline} ({len(entries)} losses, {scenes} scenes)\n"
-    )
+    out.write(f"lossaudit: wrote {config.baseline} ({len(entries)} losses, {scenes} scenes)\n")
     return ExitCode.OK
 
 
@@ -448,13 +453,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return ExitCode.USAGE
     try:
-        if args.command == "check":
-            return _check(args)
-        if args.command == "baseline":
-            return _baseline(args)
         if args.command == "tensorboard":
             return _tensorboard(args)
-        return _report(args)
+        command = {"check": _check, "baseline": _baseline, "report": _report}[args.command]
+        with report_stream() as out:
+            return command(args, out)
     except (LossAuditError, UsageError) as exc:
         sys.stderr.write(f"lossaudit: error: {exc}\n")
         return ExitCode.USAGE
@@ -465,6 +468,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         clear = "\r\x1b[2K" if sys.stderr.isatty() else ""
         sys.stderr.write(f"{clear}lossaudit: interrupted; no output file was left half-written\n")
         return ExitCode.INTERRUPTED
+    except MemoryError as exc:
+        sys.stderr.write(
+            f"lossaudit: error: ran out of memory ({exc}): expected a grid whose arrays "
+            "(batch, H, W, anchors, 5 + classes) fit in this machine's memory; received one "
+            "too large. Audit a smaller grid (--grid, --batch, --anchors, --classes): the "
+            "properties hold or fail the same way on a few cells.\n"
+        )
+        return ExitCode.USAGE
     except Exception as exc:  # a lossaudit bug: say so plainly, still no traceback dump
         from lossaudit.adapter import describe_exception
 
@@ -475,5 +486,57 @@ def main(argv: Sequence[str] | None = None) -> int:
         return ExitCode.INTERNAL
 
 
+#: Subcommands that run the user's code, so run in a supervised child process.
+SUPERVISED = ("report", "check", "baseline")
+
+
+def run(argv: Sequence[str] | None = None) -> int:
+    """The ``lossaudit`` command (console script and ``python -m lossaudit``).
+
+    ``report``, ``check`` and ``baseline`` run in a child process under a supervisor
+    (:mod:`lossaudit.supervisor`) that stops a loss holding the GIL past its time limit and
+    fails closed when the process ends without a verdict (``os._exit``); everything else, and
+    :func:`main` called from Python, runs in this process.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if watchdog.supervised():
+        from lossaudit.supervisor import child_main
+
+        return child_main(main, argv)
+    args = build_parser().parse_args(argv)
+    if args.command not in SUPERVISED or args.version or getattr(args, "list", False):
+        return main(argv)
+    from lossaudit.supervisor import closed_outputs, run_child
+
+    ended = run_child(argv)
+    if not ended.what:
+        return ended.code
+    if ended.what == "interrupted":
+        sys.stderr.write(f"lossaudit: {ended.describe()}\n")
+        return ExitCode.INTERRUPTED
+    sys.stderr.write(f"lossaudit: error: {ended.describe()}\n")
+    try:
+        closed_outputs(args, ended, _header(args))
+    except (LossAuditError, UsageError) as exc:
+        sys.stderr.write(f"lossaudit: error: {exc}\n")
+    return ExitCode.FAILED
+
+
+def _header(args: argparse.Namespace) -> dict[str, Any] | None:
+    """The header of ``report``'s report as the child would have written it."""
+    if args.command != "report":
+        return None
+    from lossaudit.audit import report_header
+    from lossaudit.targets import DEFAULT_TARGET
+
+    try:
+        options = LossOptions.from_cli(args)
+        settings = _report_settings(args, options)
+    except LossAuditError:
+        return None
+    target = args.target or DEFAULT_TARGET
+    return report_header(target, options.spec, options.codec, settings)
+
+
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run())

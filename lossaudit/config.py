@@ -92,7 +92,9 @@ def validate_table(
         resolve(None, environ={}, config=table)
     except InvalidSpec as exc:
         raise InvalidSpec(f"{source} [tool.lossaudit]: {exc}") from None
-    if "baseline" in table and not isinstance(table["baseline"], str):
+    if "baseline" in table and (
+        not isinstance(table["baseline"], str) or not table["baseline"].strip()
+    ):
         raise InvalidSpec(
             f"{source} [tool.lossaudit] baseline: expected a path (a string); received "
             f'{table["baseline"]!r}. Write e.g. baseline = "lossaudit-baseline.json".'
@@ -112,7 +114,8 @@ def parse_losses(
             f"{source}: [tool.lossaudit] losses: expected [[tool.lossaudit.losses]] tables; "
             f"received {losses!r}. Write one [[tool.lossaudit.losses]] table per loss."
         )
-    out = []
+    out: list[LossConfig] = []
+    first: dict[str, int] = {}
     for index, entry in enumerate(losses, start=1):
         where = f"{source} [[tool.lossaudit.losses]] #{index}"
         options = LossOptions.from_table(entry, where=where, also=("target",))
@@ -122,6 +125,14 @@ def parse_losses(
                 f'{where}: target: expected "path/to/file.py:name" or "package.module:name"; '
                 f"received {target!r}. Name the loss to audit."
             )
+        if target in first:
+            raise InvalidSpec(
+                f"{where}: target {target!r} is configured twice (tables #{first[target]} and "
+                f"#{index}): expected each target once; received it again. The baseline keeps one "
+                "entry per target, so two tables would overwrite each other's values and the gate "
+                "could never pass. Keep one table for it."
+            )
+        first[target] = index
         out.append(LossConfig(target=target, options=options, origin=where))
     return tuple(out)
 

@@ -20,6 +20,7 @@ from lossaudit import scenarios as sc
 from lossaudit.config import LossConfig, load_project
 from lossaudit.errors import InvalidSpec, LossError
 from lossaudit.jsonable import jsonable
+from lossaudit.render.check import SPEC_DRIFT
 from lossaudit.report import Report
 from lossaudit.settings import Settings, resolve
 from lossaudit.spec import Codec, GridSpec, Obj, Scene
@@ -112,19 +113,47 @@ def canonical_cases(spec: GridSpec, codec: Codec) -> list[tuple[str, sc.Case]]:
     return cases
 
 
-def measure(loss: Any, cfg: LossConfig) -> dict[str, dict[str, float]]:
-    """Every component's value on every canonical scene: ``{scene: {component: value}}``."""
+def measure(
+    loss: Any, cfg: LossConfig, *, time_limit: float = 300.0
+) -> dict[str, dict[str, float]]:
+    """Every component's value on every canonical scene: ``{scene: {component: value}}``.
+
+    A scene the loss raised on holds ``{"error": message}``. The scenes are measured on the
+    audit's worker thread within ``time_limit`` seconds, like a property: a loss that hangs
+    leaves the scenes it never finished as errors instead of hanging the gate.
+    """
     from lossaudit.adapter import Adapter
+    from lossaudit.worker import Worker
 
     options = cfg.options
-    adapter = Adapter(loss, components=options.components)
+    frame = options.frame()  # a multi-scale loss is measured on its first scale
+    adapter = Adapter(
+        loss,
+        components=options.components,
+        layout=options.layout,
+        frame=frame,
+        names=options.component_names,
+    )
+    cases = canonical_cases(frame.spec, frame.codec)
     out: dict[str, dict[str, float]] = {}
-    for name, case in canonical_cases(options.spec, options.codec):
-        try:
-            out[name] = dict(adapter.evaluate(case).values)
-        except LossError as exc:
-            out[name] = {"error": str(exc)}  # type: ignore[dict-item]
-    return out
+
+    def run() -> None:
+        for name, case in cases:
+            try:
+                out[name] = dict(adapter.evaluate(case).values)
+            except LossError as exc:
+                out[name] = {"error": str(exc)}  # type: ignore[dict-item]
+
+    worker = Worker()
+    label = f"the canonical scenes of {cfg.target}"
+    try:
+        finished, _ = worker.run(run, time_limit, label)
+    except LossError as exc:  # SystemExit and the like, from the loss
+        finished, hung = True, {"error": str(exc)}
+    else:
+        hung = {"error": f"did not finish within {time_limit:g}s: the loss hangs or is very slow"}
+    worker.close(hung=not finished)
+    return {name: dict(out.get(name) or hung) for name, _ in cases}
 
 
 def baseline_document(entries: dict[str, tuple[LossConfig, dict[str, dict[str, float]]]]) -> str:
@@ -143,8 +172,15 @@ def read_baseline(path: Path) -> dict[str, Any] | None:
     if not path.is_file():
         return None
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InvalidSpec(
+            f"cannot read the baseline {str(path)!r}: {exc.strerror or exc}. Make it readable or "
+            "point [tool.lossaudit] baseline at another file."
+        ) from None
+    try:
+        doc = json.loads(text)
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
         raise InvalidSpec(
             f"the baseline {str(path)!r} is not valid JSON: expected a file written by `lossaudit baseline`; "
             f"received a parse error ({exc}). Recreate it with `lossaudit baseline --update`."
@@ -163,12 +199,40 @@ def read_baseline(path: Path) -> dict[str, Any] | None:
                 "{scene: {component: value}}}}}}} as `lossaudit baseline` writes it; received another "
                 "shape. Recreate it with `lossaudit baseline --update`."
             )
+        for target, entry in losses.items():
+            for scene, values in entry["values"].items():
+                for component, value in values.items():
+                    if not _readable_value(value):
+                        raise InvalidSpec(
+                            f"the baseline {str(path)!r} is damaged: expected a number (or a "
+                            "loss's error message) for every component on every scene; received "
+                            f"{target} / {scene} / {component} = {_short(value)}. Recreate it "
+                            "with `lossaudit baseline --update`."
+                        )
     if not isinstance(doc, dict) or doc.get("schema_version") != BASELINE_VERSION:
         raise InvalidSpec(
             f"the baseline {str(path)!r} has schema_version {doc.get('schema_version') if isinstance(doc, dict) else None!r}: "
             f"expected {BASELINE_VERSION}. Recreate it with `lossaudit baseline --update`."
         )
     return doc
+
+
+def _readable_value(value: Any) -> bool:
+    """A finite-width number (``10**400`` is no float) or an error message."""
+    if isinstance(value, str):
+        return True
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    try:
+        float(value)
+    except OverflowError:
+        return False
+    return True
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 @dataclass(frozen=True)
@@ -234,6 +298,33 @@ def compare(
     return drifts
 
 
+def other_spec(cfg: LossConfig, recorded: dict[str, Any] | None) -> Drift | None:
+    """A drift saying the baseline entry was recorded for another grid spec or codec than the
+    one configured now (its values cannot be compared); ``None`` when they agree."""
+    if recorded is None or not isinstance(recorded.get("spec"), dict):
+        return None  # not in the baseline, or a baseline that did not record its spec
+    now = jsonable(cfg.options.record())
+    changed = [
+        (part, key)
+        for part in now
+        for key in now[part]
+        if (recorded.get(part) or {}).get(key) != now[part][key]
+    ]
+    if not changed:
+        return None
+
+    def spelt(doc: dict[str, Any]) -> str:
+        return " ".join(f"{key}={(doc.get(part) or {}).get(key)!r}" for part, key in changed)
+
+    return Drift(
+        cfg.target,
+        "*",
+        SPEC_DRIFT,
+        f"recorded for {spelt(recorded)}",
+        f"configured {spelt(now)}",
+    )
+
+
 Loader = Callable[[str], Any]
 
 
@@ -260,10 +351,20 @@ def run_check(
                 components=options.components,
                 target=cfg.target,
                 analyse_loss=analyse,
+                **options.calling(),
             )
         )
-        if doc is not None:
-            drifts += compare(
-                cfg.target, doc["losses"].get(cfg.target), measure(loss, cfg), gate.tolerance
-            )
+        if doc is None:
+            continue
+        if any(r.hung for r in reports[-1].results):
+            # Measuring would hang the same way: the audit's error already fails the gate.
+            drifts.append(Drift(cfg.target, "*", "*", "recorded", "not measured: the loss hung"))
+            continue
+        recorded = doc["losses"].get(cfg.target)
+        spec_drift = other_spec(cfg, recorded)
+        if spec_drift is not None:  # comparing values of another grid would flag every one
+            drifts.append(spec_drift)
+            continue
+        current = measure(loss, cfg, time_limit=settings.time_limit)
+        drifts += compare(cfg.target, recorded, current, gate.tolerance)
     return reports, drifts, doc is not None

@@ -19,6 +19,7 @@ import numpy as np
 from lossaudit.adapter import Adapter
 from lossaudit.calling import describe_exception, import_tensorflow
 from lossaudit.errors import InvalidArgument, LossError, invalid
+from lossaudit.spec import Scene
 
 __all__ = ["Training", "train"]
 
@@ -83,7 +84,7 @@ def _predictor(
 
 def _train(
     adapter: Adapter,
-    y_true: np.ndarray,
+    scene: Scene,
     start: np.ndarray | None,
     images: np.ndarray | None,
     *,
@@ -96,13 +97,13 @@ def _train(
 
     forward = adapter.forward()
     eager = adapter.graph_error is not None
-    y_true_t = tf.constant(y_true, tf.float32)
-    model, params, predict = _predictor(y_true.shape, start, images, seed)
+    truth = {k: tf.constant(v) for k, v in adapter.inputs(scene).items()}
+    model, params, predict = _predictor(scene.spec.shape, start, images, seed)
     optimizer = keras.optimizers.Adam(learning_rate)
 
     def grads_of_components() -> Any:
         (_, scalars, _, _), by_source = adapter.component_gradients(
-            lambda: forward(y_true_t, predict()), params
+            lambda: forward(truth, predict()), params
         )
         per_role = {
             role: tf.concat(
@@ -118,11 +119,11 @@ def _train(
 
     def step() -> Any:
         with tf.GradientTape() as tape:
-            scalars = forward(y_true_t, predict())[1]
+            scalars = forward(truth, predict())[1]
         gs = tape.gradient(scalars["total"], params)
-        optimizer.apply_gradients(
-            [(g, p) for g, p in zip(gs, params, strict=True) if g is not None]
-        )
+        pairs = [(g, p) for g, p in zip(gs, params, strict=True) if g is not None]
+        if pairs:  # a total that does not depend on the predictions (a constant) moves nothing
+            optimizer.apply_gradients(pairs)
         return scalars
 
     if not eager:
@@ -132,7 +133,7 @@ def _train(
     history: dict[str, list[float]] = {}
     param_grads: dict[str, np.ndarray] = {}
     error = None
-    final = np.zeros(y_true.shape, dtype=np.float32)
+    final = np.zeros(scene.spec.shape, dtype=np.float32)
     try:
         scalars, per_role = grads_of_components()
         param_grads = {r: g.numpy().astype(np.float64) for r, g in per_role.items()}
@@ -161,7 +162,7 @@ def _train(
 
 def train(
     adapter: Adapter,
-    y_true: np.ndarray,
+    scene: Scene,
     *,
     start: np.ndarray | None = None,
     images: np.ndarray | None = None,
@@ -169,7 +170,8 @@ def train(
     learning_rate: float = 0.05,
     seed: int = 0,
 ) -> Training:
-    """Minimise the loss's total with Adam for ``steps`` steps and record every component.
+    """Minimise the loss's total on ``scene`` with Adam for ``steps`` steps and record every
+    component (the truth goes to the loss as its layout encodes it).
 
     With ``start`` the predictions themselves are the variables (free predictions); with
     ``images`` a tiny convolutional head (:func:`_head`) maps them to predictions, so gradients
@@ -194,5 +196,5 @@ def train(
             f"{keras.config.backend()!r}"
         )
     return _train(
-        adapter, y_true, start, images, steps=steps, learning_rate=learning_rate, seed=seed
+        adapter, scene, start, images, steps=steps, learning_rate=learning_rate, seed=seed
     )

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import enum
 import math
+import re
 from typing import Any
 
-__all__ = ["NONFINITE", "as_float", "jsonable", "number"]
+__all__ = ["NONFINITE", "as_float", "encodable", "jsonable", "number", "printable"]
 
 #: How non-finite numbers are spelt in JSON.
 NONFINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
@@ -76,3 +77,26 @@ def as_float(value: Any) -> float:
         return float(value)
     except (TypeError, ValueError):
         return math.nan
+
+
+#: Terminal escape sequences (colours, cursor moves) and the other control characters a
+#: message may carry; newlines and tabs stay.
+_ESCAPES = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[@-Z\\-_])")
+_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+_SURROGATES = re.compile(r"[\ud800-\udfff]")
+
+
+def encodable(text: str) -> str:
+    """``text`` with lone surrogates (which no UTF-8 file or terminal can take) as U+FFFD."""
+    return _SURROGATES.sub("\ufffd", text)
+
+
+def printable(text: str) -> str:
+    """``text`` fit for any report format: terminal escape sequences and control characters
+    removed (JUnit's XML cannot carry them), lone surrogates replaced by U+FFFD.
+
+    Example:
+        >>> printable("\\x1b[31mred\\x1b[0m\\x07 \\ud800")
+        'red \ufffd'
+    """
+    return encodable(_CONTROLS.sub("", _ESCAPES.sub("", text)))

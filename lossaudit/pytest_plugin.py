@@ -11,12 +11,19 @@ A failing property fails its item with the same message ``lossaudit report`` pri
 (the one-class note) is a pytest warning; a property that does not apply is a skip.
 
 ``pytest --lossaudit`` also collects every loss configured in ``[tool.lossaudit]``
-(``pyproject.toml::<target>::<property>``). Loaded through the ``pytest11`` entry point without
-importing TensorFlow: the first audited item imports it.
+(``pyproject.toml::<target>::<property>``; such a node id selects one item). Loaded through the
+``pytest11`` entry point without importing TensorFlow: the first audited item imports it.
+
+A loss is audited once per session for the selected items, also under xdist: the first worker
+to need it audits, the others read its report from the session's temporary directory. An audit
+writes nothing into the project (Hypothesis's files go to a temporary directory), and its time
+limit holds even for a loss stuck in code that holds the GIL (:mod:`lossaudit.watchdog`).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import warnings
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -29,7 +36,7 @@ import pytest
 from lossaudit.config import LossConfig, Project, load_project
 from lossaudit.errors import LossAuditError
 from lossaudit.options import LossOptions
-from lossaudit.settings import PROFILES, resolve
+from lossaudit.settings import PROFILES, private_hypothesis_home_during, resolve
 from lossaudit.spec import Codec, GridSpec
 from lossaudit.status import Status
 
@@ -37,6 +44,20 @@ __all__ = ["AuditedLoss", "LossAuditFailure", "LossAuditWarning", "audit_loss"]
 
 
 _PROJECT = pytest.StashKey[Project]()
+
+
+def _terminal_stderr() -> int | None:
+    """A copy of stderr as the plugin is loaded, before pytest captures file descriptor 2: where
+    the watchdog says why it ended a run (a captured stream dies with the process)."""
+    import os
+
+    try:
+        return os.dup(2)
+    except OSError:
+        return None
+
+
+_STDERR = _terminal_stderr()
 
 
 class LossAuditWarning(UserWarning):
@@ -120,6 +141,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "lossaudit: a property of a loss audited by lossaudit")
+    examples = config.getoption("lossaudit_max_examples")
+    if examples is not None and examples < 1:
+        raise pytest.UsageError(
+            "lossaudit: --lossaudit-max-examples: expected an int >= 1 (Hypothesis examples "
+            f"per property); received {examples}. Use at least 1."
+        )
     if config.getoption("lossaudit"):
         path = config.rootpath / "pyproject.toml"
         if not path.is_file():
@@ -131,8 +158,10 @@ def pytest_configure(config: pytest.Config) -> None:
             _project(config)
         except LossAuditError as exc:
             raise pytest.UsageError(f"lossaudit: {exc}") from None
-        # Collected like a test file, so counts, -k and xdist treat its losses as any other item.
-        if str(path) not in config.args:
+        # Collected like a test file, so counts, -k and xdist treat its losses as any other item;
+        # unless named already (``pyproject.toml::<target>::<property>`` selects one item).
+        named = {(config.invocation_params.dir / a.split("::")[0]).resolve() for a in config.args}
+        if path.resolve() not in named:
             config.args.append(str(path))
 
 
@@ -176,7 +205,7 @@ class LossCollector(pytest.Collector):
         """The audit's report, run once for every selected property of this loss."""
         if self._report is None or name not in self._ran:
             selected = [i.name for i in self.session.items if i.parent is self] or [name]
-            self._report = self._audit(selected)
+            self._report = _shared(self, selected)
             self._ran = tuple(selected)
         return self._report
 
@@ -190,15 +219,49 @@ class LossCollector(pytest.Collector):
         else:
             loss, label = target, f"{self.path.name}:{self.name}"
         settings = _settings(self.config, label).replace(reduction=self.audited.reduction)
-        return audit(
-            loss,
-            self.audited.spec,
-            self.audited.codec,
-            settings=settings,
-            components=self.audited.components,
-            only=only,
-            target=label,
-        )
+        if not self.config.getini("faulthandler_timeout"):  # pytest's own timer: leave it be
+            from lossaudit import watchdog
+
+            watchdog.arm_exit_fallback(_STDERR)
+        with private_hypothesis_home_during():
+            return audit(
+                loss,
+                self.audited.spec,
+                self.audited.codec,
+                settings=settings,
+                components=self.audited.components,
+                only=only,
+                target=label,
+                **self.audited.options.calling(),
+            )
+
+
+def _shared(collector: LossCollector, only: list[str]) -> Any:
+    """``collector``'s audit of ``only``, once per session: under xdist the first worker to ask
+    audits, behind a lock, and leaves the report in the session's temporary directory for the
+    others (a worker that asks meanwhile waits for it)."""
+    config = collector.config
+    factory = getattr(config, "_tmp_path_factory", None)
+    try:
+        import fcntl
+    except ImportError:  # no POSIX locks: each worker audits for itself
+        fcntl = None  # type: ignore[assignment]
+    if not hasattr(config, "workerinput") or factory is None or fcntl is None:
+        return collector._audit(only)
+    from lossaudit.files import write_atomic
+    from lossaudit.report import Report
+
+    shared = factory.getbasetemp().parent / "lossaudit-plugin-audits"
+    shared.mkdir(exist_ok=True)
+    key = hashlib.blake2b(f"{collector.nodeid}\0{' '.join(only)}".encode(), digest_size=12)
+    path = shared / f"{key.hexdigest()}.json"
+    with open(shared / f"{key.hexdigest()}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if path.is_file():
+            return Report.from_dict(json.loads(path.read_text(encoding="utf-8")))
+        report = collector._audit(only)
+        write_atomic(path, report.to_json())
+        return report
 
 
 class PropertyItem(pytest.Item):

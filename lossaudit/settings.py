@@ -8,10 +8,11 @@ Actions, GitLab CI and most others).
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -212,6 +213,28 @@ def resolve(
     from_config: dict[str, Any] = {k: config[k] for k in keys if k in config}
     changes = {**from_config, **{k: v for k, v in overrides.items() if v is not None}}
     return settings.replace(**changes) if changes else settings
+
+
+@contextlib.contextmanager
+def private_hypothesis_home_during() -> Iterator[None]:
+    """Hypothesis's cache files in a temporary directory for the block's duration only (the
+    pytest plugin: the user's own Hypothesis tests keep their database); a user's own
+    HYPOTHESIS_STORAGE_DIRECTORY is respected."""
+    if os.environ.get("HYPOTHESIS_STORAGE_DIRECTORY"):
+        yield
+        return
+    import shutil
+
+    from hypothesis import configuration
+
+    saved = vars(configuration).get("__hypothesis_home_directory")
+    home = tempfile.mkdtemp(prefix="lossaudit-hypothesis-")
+    configuration.set_hypothesis_home_dir(home)
+    try:
+        yield
+    finally:
+        configuration.set_hypothesis_home_dir(saved)
+        shutil.rmtree(home, ignore_errors=True)
 
 
 def private_hypothesis_home() -> None:

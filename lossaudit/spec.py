@@ -275,10 +275,15 @@ class Obj:
 
 @dataclass(frozen=True)
 class Scene:
-    """A grid spec plus a few objects, each in its own anchor slot."""
+    """A grid spec plus a few objects, each in its own anchor slot.
+
+    ``flipped`` marks a transposed scene (see :meth:`transposed`): its anchors' widths and
+    heights are swapped too, for a loss that is handed its anchors.
+    """
 
     spec: GridSpec
     objects: tuple[Obj, ...] = ()
+    flipped: bool = False
 
     def __post_init__(self) -> None:
         seen: set[tuple[int, int, int, int]] = set()
@@ -328,7 +333,7 @@ class Scene:
         """The same scene with rows and columns, x and y, w and h swapped."""
         spec = self.spec.replace(H=self.spec.W, W=self.spec.H)
         objs = tuple(Obj(o.b, o.j, o.i, o.a, o.y, o.x, o.h, o.w, o.cls) for o in self.objects)
-        return Scene(spec, objs)
+        return Scene(spec, objs, not self.flipped)
 
     def __repr__(self) -> str:
         inner = ", ".join(repr(o) for o in self.objects)

@@ -148,7 +148,7 @@ def test_a_failing_zoo_loss_prints_the_house_failure_format():
         (["report", "--grid", "3y4"], "expected H or HxW"),
         (["report", "--anchors", "0"], "expected a positive integer"),
         (["report", "--component", "xy=coords"], "received xy=coords"),
-        (["report", "--anchor-sizes", "0.2,0.2"], "one per anchor"),
+        (["report", "--anchors", "3", "--anchor-sizes", "0.2,0.2"], "one per anchor"),
         pytest.param(
             ["report", "--only", "coordinates.finit"],
             "Did you mean 'coordinates.finite'",

@@ -3,6 +3,8 @@ with a message saying what was wrong, what was expected and what was received.""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from lossaudit import audit, errors
@@ -33,6 +35,9 @@ def keywords(**kw):
 
 
 TOML = "pyproject.toml [[tool.lossaudit.losses]] #1: "
+_ROOT = Path(__file__).resolve().parents[1]
+_PYPROJECT = str(_ROOT / "pyproject.toml")
+_ANCHORS = str(_ROOT / "fixtures" / "anchors" / "voc_grid_cells.txt")
 #: Every loss option, wrong, through each front end: one message, spelt as the user spelt it.
 OPTIONS = [
     ("--grid", flags("--grid", "3y4"), errors.InvalidSpec, "--grid: expected H or HxW"),
@@ -61,7 +66,32 @@ OPTIONS = [
     ("cls=", keywords(cls="softmx"), errors.InvalidSpec, "Did you mean 'softmax'"),
     ("--anchor-sizes", flags("--anchor-sizes", "0.2"), errors.InvalidSpec, "received '0.2'"),
     ("anchor-sizes key", toml(anchor_sizes="0.1,0.1"), errors.InvalidSpec, "W,H pairs"),
-    ("anchor_sizes=", keywords(anchor_sizes=[(0, 0.2)]), errors.InvalidSpec, "in (0, 10]"),
+    ("anchor_sizes=", keywords(anchor_sizes=[(0, 0.2)]), errors.InvalidSpec, "positive W,H pairs"),
+    (
+        "anchor-sizes out of range",
+        flags("--anchor-sizes", "11,0.2"),
+        errors.InvalidSpec,
+        "sizes up to 10 images wide, given in image fractions",
+    ),
+    ("--anchors-file", flags("--anchors-file", _PYPROJECT), errors.InvalidSpec, "numbers only"),
+    ("--anchors-file missing", flags("--anchors-file", "no.txt"), errors.InvalidSpec, "readable"),
+    (
+        "--anchors-file with --anchor-sizes",
+        flags("--anchors-file", _ANCHORS, "--anchor-sizes", "0.1,0.1"),
+        errors.InvalidSpec,
+        "anchor sizes from one place",
+    ),
+    ("--layout", flags("--layout", "yad2"), errors.InvalidSpec, "Did you mean 'yad2k'"),
+    ("layout key", toml(layout="nowhere"), errors.InvalidSpec, "a built-in layout"),
+    (
+        "layout=",
+        keywords(layout="os:path"),
+        errors.InvalidSpec,
+        "'os:path' is a module, not a Layout",
+    ),
+    ("--input-size", flags("--input-size", "0"), errors.InvalidSpec, "input size in pixels"),
+    ("--loss-arg", flags("--loss-arg", "1x=2"), errors.InvalidSpec, "NAME=VALUE"),
+    ("component_names=", keywords(component_names="a,a"), errors.InvalidSpec, "distinct"),
     (
         "--anchor-sizes count",
         flags("--anchors", "3", "--anchor-sizes", "0.1,0.1"),
@@ -70,7 +100,7 @@ OPTIONS = [
     ),
     (
         "anchor-sizes key count",
-        toml(anchor_sizes=["0.1,0.1"]),
+        toml(anchors=2, anchor_sizes=["0.1,0.1"]),
         errors.InvalidSpec,
         "expected 2 W,H pairs, one per anchor (anchors is 2)",
     ),

@@ -38,12 +38,15 @@ STAGE = {
     "errors": "base",
     "settings": "base",
     "components": "base",  # the one role vocabulary
+    "references": "base",  # importing what a module:name string names
     "status": "base",  # typed statuses
     "jsonable": "base",  # the one JSON policy
+    "watchdog": "base",  # what a running audit tells its supervisor (steps and their limits)
     "spec": "spec",
-    "options": "spec",  # the one loss-options schema
     "strategies": "generation",
     "scenarios": "generation",
+    "layouts": "generation",  # calling conventions: scenes to a loss's own arguments
+    "options": "generation",  # the one loss-options schema (layouts' options included)
     "adapter": "adapter",
     "harness": "adapter",  # the Keras/TensorFlow training harness
     "calling": "adapter",  # calling a loss: quiet TensorFlow, errors, summaries, returns
@@ -60,6 +63,7 @@ STAGE = {
     "gate": "front end",
     "logs": "logs",
     "files": "front end",  # atomic writes of every output
+    "supervisor": "front end",  # runs a command in a child process and stops it when it hangs
     "keras": "front end",
     "cli": "front end",
     "pytest_plugin": "front end",
@@ -70,7 +74,7 @@ STAGE = {
 
 #: Only these modules (and their submodules) may import TensorFlow or Keras, and only inside
 #: functions: importing them (as ``import lossaudit`` does the adapter) must stay light...
-TENSORFLOW_ALLOWED = {"adapter", "harness", "calling", "keras", "examples"}
+TENSORFLOW_ALLOWED = {"adapter", "harness", "calling", "keras", "examples", "layouts"}
 #: ... where the example losses (user code, run as a user would write it) may do so at the top.
 TENSORFLOW_AT_TOP_LEVEL = {"examples"}
 #: Keras 3 imports its TensorFlow backend, so importing it is importing TensorFlow.

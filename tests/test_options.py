@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
+import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -13,6 +15,7 @@ from lossaudit.audit import reproduce_command
 from lossaudit.cli import build_parser, main
 from lossaudit.config import parse_losses
 from lossaudit.errors import LossAuditError
+from lossaudit.layouts import get_layout
 from lossaudit.options import OPTIONS, LossOptions, Option
 from lossaudit.pytest_plugin import audit_loss
 from lossaudit.settings import PROFILES
@@ -128,6 +131,33 @@ def loss_options(draw: st.DrawFn) -> LossOptions:
 @given(loss_options())
 def test_from_cli_of_to_flags_is_the_identity(x):
     assert parse(x.to_flags()) == x
+
+
+@given(
+    loss_options(),
+    st.sampled_from(("canonical", "yad2k")),
+    st.none() | st.integers(32, 1024),
+    st.dictionaries(st.sampled_from(("a", "rescore_confidence")), st.booleans() | st.integers()),
+    st.just(())
+    | st.lists(_names.filter(lambda n: "," not in n), min_size=1, max_size=3, unique=True),
+)
+def test_layout_options_survive_the_reproduce_line(x, layout, size, kwargs, names):
+    x = dataclasses.replace(
+        x,
+        layout=get_layout(layout),
+        input_size=None if size is None else (size, size),
+        loss_kwargs=kwargs,
+        component_names=tuple(names),
+    )
+    again = parse(x.to_flags())
+    assert again.to_flags() == x.to_flags()
+    assert (again.layout, again.input_size, again.loss_kwargs, again.component_names) == (
+        x.layout,
+        x.input_size,
+        x.loss_kwargs,
+        x.component_names,
+    )
+    np.testing.assert_allclose(again.codec.anchor_sizes or 0, x.codec.anchor_sizes or 0, rtol=1e-9)
 
 
 @pytest.mark.parametrize("name", list(OPTIONS))

@@ -31,7 +31,7 @@ def _single_applies(ctx: Context, role: str) -> str | None:
 
 @prop(
     "single_class",
-    components=("classification",),
+    components=("classification", "total"),
     draws=lambda ctx, c: st.fixed_dictionaries(
         {"scene": scene_draws(ctx, max_objects=3, crowded=None), "seed": ls.noise_seeds()}
     ),
@@ -40,31 +40,45 @@ def _single_applies(ctx: Context, role: str) -> str | None:
 )
 def single_class(ctx: Context, role: str, d: dict[str, Any]) -> Outcome:
     """With one class, a classification term that is constant with no gradient can never
-    train: reported as a warning, not a failure.
+    train: reported as a warning, not a failure (the same for a loss that returns only its
+    total, where the total does not move with the class output).
 
     A softmax over a single logit is 1 whatever the network outputs, so a softmax or
     categorical cross-entropy term is identically 0 (the seed write-up's "classification loss
     is 0"). No weight or hyperparameter changes that; drop the term or use a sigmoid output.
     """
     scene = d["scene"]
+    perfect = sc.perfect(scene, ctx.codec)
+    # The total moves with every channel: only the class output changes between its cases.
     cases = [
-        sc.noisy(scene, ctx.codec, seed=d["seed"]),
-        sc.perfect(scene, ctx.codec),
-        sc.set_class_logit(sc.perfect(scene, ctx.codec), ctx.codec, logit=-6.0, cls="true"),
+        perfect,
+        sc.set_class_logit(perfect, ctx.codec, logit=-6.0, cls="true"),
+        sc.set_class_logit(perfect, ctx.codec, logit=3.0, cls="true"),
     ]
+    if role != "total":
+        cases.insert(0, sc.noisy(scene, ctx.codec, seed=d["seed"]))
     evs = [ctx.evaluate(c) for c in cases]
     values = [e.values[role] for e in evs]
     mask = scene.object_mask()
     grad = max(float(np.abs(e.grads[role][..., CLS0:][mask]).max(initial=0.0)) for e in evs)
     constant = max(values) - min(values) <= tol(values[0])
-    if constant and grad == 0.0:
+    # Rounding leaves ~1e-15 of gradient through a softmax over one logit; a term that can
+    # train sends orders of magnitude more.
+    if constant and grad <= 1e-9:
+        what = (
+            f"{role} is {fmt(values[0])} on every prediction tried ({len(values)}) and sends no "
+            "gradient to the class channel"
+            if role != "total"
+            else f"the total stays {fmt(values[0])} as the true class's logit moves from -6 to "
+            "+3 and sends no gradient to the class channel (a loss with no class term at all "
+            "shows the same; then ignore this)"
+        )
         return Outcome(
             "warn",
             expected="with C = 1 a classification term that can train (it moves with the class output)",
             observed=(
-                f"{role} is {fmt(values[0])} on every prediction tried ({len(values)}) and sends no "
-                "gradient to the class channel: with one class a softmax is always 1, so this "
-                "term can never train. No weight changes that: drop it, or use a sigmoid class output."
+                f"{what}: with one class a softmax is always 1, so a classification term can "
+                "never train. No weight changes that: drop it, or use a sigmoid class output."
             ),
             cells=cells_where(mask),
             of=int(mask.sum()),

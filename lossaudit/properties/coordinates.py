@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 from hypothesis import strategies as st
 
 from lossaudit import scenarios as sc
 from lossaudit import strategies as ls
-from lossaudit.properties._helpers import path_outcome, scene_draws
+from lossaudit.properties._helpers import fmt, path_outcome, scene_draws
 from lossaudit.properties.registry import Context, Outcome, prop
+from lossaudit.spec import Obj, Scene
 
 PATH = (1.0, 0.75, 0.5, 0.25, 0.0)
 
@@ -73,3 +75,48 @@ def decreases_as_boxes_converge(ctx: Context, role: str, d: dict[str, Any]) -> O
         ),
         moved=d["scene"].object_mask(),
     )
+
+
+#: Box sizes (image fractions) compared by ``size_relative``, and the relative size error.
+SMALL, LARGE, SIZE_ERROR = 0.05, 0.5, 0.2
+#: Below this, a small box's size error counts for next to nothing against a large box's.
+SIZE_RATIO = 0.05
+
+
+def _one_object(ctx: Context, role: str) -> st.SearchStrategy[Any]:
+    return st.fixed_dictionaries({"scene": scene_draws(ctx, min_objects=1, max_objects=1)})
+
+
+@prop("size_relative", components=("coordinates",), draws=_one_object, bugs=(19,))
+def size_relative(ctx: Context, role: str, d: dict[str, Any]) -> Outcome:
+    """The same relative size error (20%) on a small box (5% of the image) moves the
+    coordinate term at least a twentieth as much as on a large one (50%): w, h compared
+    linearly make a small box's errors vanish (YOLOv1 compares square roots, YOLOv2 and later
+    log sizes or IoU). A design question, so a warning."""
+    (obj,) = d["scene"].objects
+    rises = {}
+    for size in (SMALL, LARGE):
+        scene = Scene(d["scene"].spec, (Obj(*obj.slot, obj.x, obj.y, size, size, obj.cls),))
+        base = sc.perfect(scene, ctx.codec)
+        moved = sc.scaled(base, ctx.codec, dw=np.log1p(SIZE_ERROR), dh=np.log1p(SIZE_ERROR))
+        rises[size] = ctx.value(moved, role) - ctx.value(base, role)
+    small, large = rises[SMALL], rises[LARGE]
+    if large <= 1e-9:
+        return Outcome.ok(info="the term does not move with box size", values=rises)
+    ratio = small / large
+    if ratio < SIZE_RATIO:
+        return Outcome(
+            "warn",
+            expected=(
+                f"a {SIZE_ERROR:.0%} size error on a {SMALL:g}-wide box counts at least "
+                f"{SIZE_RATIO:g} x as much as on a {LARGE:g}-wide box"
+            ),
+            observed=(
+                f"{role} rises {fmt(small)} for the small box and {fmt(large)} for the large one "
+                f"(ratio {fmt(ratio)}): w, h are compared linearly, so small boxes barely "
+                "count; compare log sizes (the raw t_w against log(w / anchor)), square roots, "
+                "or use an IoU loss"
+            ),
+            values={"small": small, "large": large, "ratio": ratio},
+        )
+    return Outcome.ok(values={"small": small, "large": large, "ratio": ratio})

@@ -29,8 +29,28 @@ def _scene_seed(ctx: Context, role: str) -> st.SearchStrategy[Any]:
 @prop("pure", components=("total",), draws=_scene_seed, total_only_when_scalar=False, bugs=(21,))
 def pure(ctx: Context, role: str, d: dict[str, Any]) -> Outcome:
     """The same inputs give the same values on every call (no warm-up counter or other state
-    inside the loss)."""
+    inside the loss).
+
+    A variable the traced loss writes is named, and the loss evaluated with it as it is and
+    reset to zero (as at its first call): a counter that changes the values fails even after
+    its warm-up has run out; a step kept only for summaries passes."""
     case = sc.noisy(d["scene"], ctx.codec, seed=d["seed"])
+    for name, variable in ctx.adapter.written_variables():
+        now, reset = ctx.adapter.state_effect(case, variable)
+        for r in ctx.roles:
+            a, b = now.get(r, np.nan), reset.get(r, np.nan)
+            if np.isfinite(a) and np.isfinite(b) and abs(a - b) > tol(a, atol=1e-7, rtol=1e-6):
+                return Outcome(
+                    "fail",
+                    expected="values that do not depend on state the loss keeps between calls",
+                    observed=(
+                        f"the loss writes variable {name!r} on every call and its values depend "
+                        f"on it: {r} = {fmt(a)} now, {fmt(b)} with {name} reset to 0 (as at the "
+                        "first call); move the counter out of the loss (a callback or the "
+                        "training loop) or make it a constant"
+                    ),
+                    values={"now": a, "reset": b, "state": name},
+                )
     mode = ctx.adapter.default_mode
     runs = []
     for _ in range(3):
@@ -202,8 +222,11 @@ def graph_parity(ctx: Context, role: str, d: dict[str, Any]) -> Outcome:
 
 
 def _transpose_applies(ctx: Context, role: str) -> str | None:
-    if not ctx.codec.symmetric_anchors:
-        return "the anchors are not square, so a transposed scene needs other anchors"
+    if not ctx.codec.symmetric_anchors and not ctx.adapter.layout.hands_anchors:
+        return (
+            "the anchors are not square and the loss keeps its own, so a transposed scene "
+            "needs other anchors (a layout that hands the loss its anchors swaps them)"
+        )
     return None
 
 
@@ -217,7 +240,8 @@ def _transpose_applies(ctx: Context, role: str) -> str | None:
 )
 def transpose_invariant(ctx: Context, role: str, d: dict[str, Any]) -> Outcome:
     """Transposing the grid (rows with columns, x with y, w with h, in truth and predictions
-    together) changes no component: no row/column confusion and no square-grid assumption."""
+    together, and anchor widths with heights where the loss is handed its anchors) changes no
+    component: no row/column confusion and no square-grid assumption."""
     case = sc.noisy(d["scene"], ctx.codec, seed=d["seed"])
     flipped = sc.transposed(case)
     try:
@@ -247,23 +271,33 @@ def transpose_invariant(ctx: Context, role: str, d: dict[str, Any]) -> Outcome:
 
 
 def _other_grid(ctx: Context) -> Any:
-    return ctx.spec.replace(H=ctx.spec.H + 1, W=ctx.spec.W + 2)
+    # A square-only convention (yolov3-tf2) gets another square grid.
+    return ctx.spec.replace(
+        H=ctx.spec.H + 1, W=ctx.spec.W + (1 if ctx.adapter.layout.square else 2)
+    )
 
 
 def _other_grid_draws(ctx: Context, role: str) -> st.SearchStrategy[Any]:
     return converge_draws(ls.scenes(_other_grid(ctx), min_objects=1, max_objects=3))
 
 
+def _other_grid_applies(ctx: Context, role: str) -> str | None:
+    if len(ctx.adapter.frame.scales) > 1:
+        return "a multi-scale loss's grids are tied to each other and to its input size"
+    return None
+
+
 @prop(
     "other_grid_size",
     components=("total",),
     draws=_other_grid_draws,
+    applies=_other_grid_applies,
     total_only_when_scalar=False,
     bugs=(24,),
 )
 def other_grid_size(ctx: Context, role: str, d: dict[str, Any]) -> Outcome:
-    """The loss runs at another grid size (H+1, W+2) and its boxes still converge there: no
-    hard-coded input size, grid or anchor normalisation."""
+    """The loss runs at another grid size (H+1, W+2; H+1, W+1 for a square-only layout) and
+    its boxes still converge there: no hard-coded input size, grid or anchor normalisation."""
     spec = d["scene"].spec
     cases, steps = converge_path(ctx, d)
     target = "coordinates" if "coordinates" in ctx.roles else "total"

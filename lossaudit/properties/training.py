@@ -116,14 +116,13 @@ def runs(ctx: Context) -> dict[str, Any]:
         scene = sc.training_scene(ctx.spec)
         start = sc.noisy(scene, ctx.codec, seed=0)
         truth = sc.perfect(scene, ctx.codec)
-        y_true = scene.truth()
         runs = {
             "free predictions": train(
-                ctx.adapter, y_true, start=start.y_pred, steps=FREE_STEPS, learning_rate=FREE_RATE
+                ctx.adapter, scene, start=start.y_pred, steps=FREE_STEPS, learning_rate=FREE_RATE
             ),
             "conv head": train(
                 ctx.adapter,
-                y_true,
+                scene,
                 images=sc.scene_images(scene),
                 steps=HEAD_STEPS,
                 learning_rate=HEAD_RATE,

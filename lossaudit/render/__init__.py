@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from lossaudit.jsonable import encodable
 from lossaudit.render.html import render_html
 from lossaudit.render.json import render_json
 from lossaudit.render.junit import render_junit
@@ -41,5 +42,8 @@ FORMATS: dict[str, Callable[..., str]] = {
 
 
 def render(report: Report, fmt: str = "text", **options: object) -> str:
-    """Render ``report`` in ``fmt`` (``text``, ``json``, ``markdown``, ``junit`` or ``html``)."""
-    return FORMATS[fmt](report, **options)
+    """Render ``report`` in ``fmt`` (``text``, ``json``, ``markdown``, ``junit`` or ``html``).
+
+    The result can always be written as UTF-8: a lone surrogate (in a name the loss reported,
+    say) becomes U+FFFD."""
+    return encodable(FORMATS[fmt](report, **options))

@@ -11,15 +11,18 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from lossaudit.jsonable import encodable
 from lossaudit.render.markdown import render_markdown
 from lossaudit.render.text import render_text
 from lossaudit.report import Report
 
-__all__ = ["DRIFT_HEADER", "drift_cells", "render_check"]
+__all__ = ["DRIFT_HEADER", "SPEC_DRIFT", "drift_cells", "render_check"]
 
 DRIFT_HEADER = ("loss", "component", "scene", "baseline", "current", "abs diff", "rel diff")
 #: Text column widths (a negative width right-aligns).
 _WIDTHS = (30, 15, 14, -12, -12, -10, -9)
+#: The component of a drift that says the baseline was recorded for another spec or codec.
+SPEC_DRIFT = "(spec)"
 ACCEPT = (
     "If the change is intended, accept it with `lossaudit baseline --update` and commit the file."
 )
@@ -81,7 +84,13 @@ def render_check(
     elif drifts:
         head = f"{len(drifts)} component value(s) drifted from {baseline}:"
         head = f"### ❌ {head}" if markdown else head
+        other = sorted({str(r["target"]) for r in drifts if r["component"] == SPEC_DRIFT})
+        if other:
+            head += (
+                f"\n\nThe baseline of {', '.join(other)} was recorded for another grid spec or "
+                "codec than the one configured now, so its values were not compared."
+            )
         parts.append(f"{head}\n\n{_drift_table(drifts, markdown)}\n\n{ACCEPT}\n")
     else:
         parts.append(f"No drift from {baseline} (every component on every canonical scene).\n")
-    return "\n".join(parts)
+    return encodable("\n".join(parts))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
+from lossaudit.jsonable import printable
 from lossaudit.render.text import render_result
 from lossaudit.report import Report
 from lossaudit.status import Status
@@ -40,6 +41,6 @@ def render_junit(report: Report, **_: object) -> str:
         elif r.status is Status.WARN:
             ET.SubElement(case, "system-out").text = render_result(r)
     ET.indent(suites)
-    return (
-        '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(suites, encoding="unicode") + "\n"
-    )
+    # XML 1.0 cannot carry control characters (a colour code in a loss's message) at all.
+    body = printable(ET.tostring(suites, encoding="unicode"))
+    return '<?xml version="1.0" encoding="utf-8"?>\n' + body + "\n"

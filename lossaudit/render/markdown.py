@@ -87,6 +87,8 @@ def render_markdown(report: Report, **_: object) -> str:
         lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
         if note:
             lines += ["", _cell(note) + "."]
+    if report.notes:
+        lines += ["", "**Notes**", ""] + [f"- {_cell(n)}" for n in report.notes]
     spec = report.spec
     lines += [
         "",

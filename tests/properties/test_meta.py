@@ -46,7 +46,7 @@ def test_correct_fixture_passes_every_property(fixture, classes, audited):
     # Warnings a correct loss may get: the ones its catalogue entry declares (a design choice
     # with a known cost), and a softmax class term with one class (reported by single_class,
     # and by trains as the cause of a class term that cannot train).
-    one_class = {"classification.single_class", "classification.trains"}
+    one_class = {"classification.single_class", "classification.trains", "total.single_class"}
     assert warned - set(fixture.warns) <= one_class
     if warned & one_class:
         assert n == 1 and fixture.codec["cls"] == "softmax"
