@@ -1,128 +1,257 @@
-"""How long a default audit takes, and where the time goes.
+"""How long an audit takes at real shapes, where the time goes, and how far it is from the floor.
 
-Run: ``python benchmarks/bench_audit.py [TARGET] [--profile ci] [--repeat 3] [--json]``
+Run::
 
-Splits one audit's wall time into: TensorFlow import, loading the target, tracing (calls that
-traced a new shape, XLA compiles included), steady-state loss evaluations, the two short
-training runs behind ``*.trains`` and the balance table, and everything else (Hypothesis
-generation and shrinking, the properties' numpy work, report building). The analysis step
-(response curves, gradient view, balance) is shown on its own line; its loss evaluations are
-also counted above. Each run is
-a fresh process, so TensorFlow's import is measured cold every time. Numbers are printed, never
-asserted.
+    python benchmarks/bench_audit.py                     # seed + mse reference, four shapes
+    python benchmarks/bench_audit.py --shapes 3x4x2x1 --targets seed --repeat 3
+    python benchmarks/bench_audit.py --json runs.json    # also keep the raw runs
+
+A shape is ``HxWxANCHORSxCLASSES`` (batch 2, as ``lossaudit report``). A target is ``seed`` (the
+bundled seed loss, the default target), ``mse`` or ``bce`` (``fixtures/losses/references.py``,
+correct references, sigmoid classes) or ``path.py:name`` (default codec).
+
+Each run is a fresh process. Its audit's wall time (after TensorFlow's import) is split into
+exclusive parts:
+
+- ``trace``: loss calls that traced a new shape (XLA compiles included);
+- ``evals``: the other loss-and-gradient evaluations through the adapter, host copies included;
+- ``shrink``: everything Hypothesis's shrink phase did, its loss evaluations included;
+- ``train``: the two training runs behind ``*.trains`` and the balance table;
+- ``hypo``: Hypothesis generating examples (and its bookkeeping) outside the property;
+- ``props``: the properties' own Python and numpy work around the loss calls;
+- ``other``: the first probe's bookkeeping, the analysis step outside its evaluations, the report.
+
+The *floor* is what the same work would cost if only the loss ran: one trace plus as many
+compiled loss-and-gradient calls on prepared (already converted) inputs as the audit made
+(adapter evaluations and training steps), timed on the same shape in the same process.
+``audit / floor`` is the overhead factor. Numbers are printed, never asserted; on a shared
+machine read them as proportions and note the load (printed from ``os.getloadavg``).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import statistics
+import os
 import subprocess
 import sys
 import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SHAPES = ("3x4x2x1", "13x13x5x20", "26x26x3x80", "52x52x3x80")
+TARGETS = {
+    "seed": ("", {}),
+    "mse": ("fixtures/losses/references.py:mse_loss", {"cls": "sigmoid"}),
+    "bce": ("fixtures/losses/references.py:bce_loss", {"cls": "sigmoid"}),
+}
 
 _CHILD = r"""
-import json, sys, time
+import json, statistics, sys, time
+args = json.loads(sys.argv[1])
 t0 = time.perf_counter()
 import lossaudit
 t_pkg = time.perf_counter() - t0
 from lossaudit.adapter import Adapter, import_tensorflow
-t1 = time.perf_counter(); import_tensorflow(); t_tf = time.perf_counter() - t1
-from lossaudit.audit import audit
-from lossaudit.settings import resolve
-from lossaudit.targets import load_target
-t2 = time.perf_counter(); loss, target = load_target(sys.argv[1] or None); t_load = time.perf_counter() - t2
-
-timing = {"trace": 0.0, "eval": 0.0, "trace_calls": 0, "eval_calls": 0}
-original = Adapter._call
-
-def timed(self, mode, y_true, y_pred, *rest):
-    fresh = (mode, tuple(y_pred.shape), bool(rest and rest[0])) not in self._trace_info
-    start = time.perf_counter()
-    try:
-        return original(self, mode, y_true, y_pred, *rest)
-    finally:
-        kind = "trace" if fresh else "eval"
-        timing[kind] += time.perf_counter() - start
-        timing[kind + "_calls"] += 1
-
-Adapter._call = timed
-
+t1 = time.perf_counter(); tf = import_tensorflow(); t_tf = time.perf_counter() - t1
+import numpy as np
+from hypothesis.internal.conjecture import engine
 import lossaudit.analysis as analysis_module
 import lossaudit.properties.training as training_module
+from lossaudit import scenarios as sc
+from lossaudit.audit import audit
+from lossaudit.properties import registry
+from lossaudit.settings import resolve
+from lossaudit.spec import Codec, GridSpec
+from lossaudit.targets import load_target
 
-def timer(fn, key):
+t2 = time.perf_counter(); loss, target = load_target(args["target"] or None)
+t_load = time.perf_counter() - t2
+h, w, a, c = args["shape"]
+spec = GridSpec(batch=2, H=h, W=w, anchors=a, classes=c)
+codec = Codec(**args["codec"])
+
+seconds = {k: 0.0 for k in ("trace", "evals", "shrink", "train", "hypo", "props", "analysis")}
+counts = {"trace": 0, "evals": 0, "shrink_calls": 0, "train_steps": 0}
+stack = []  # [key, seconds spent in nested regions]
+
+def region(key, fn, count=None):
     def wrapped(*a, **k):
+        if stack and stack[-1][0] == "shrink":
+            # Inside the shrink phase everything belongs to shrinking.
+            if count == "evals":
+                counts["shrink_calls"] += 1
+            return fn(*a, **k)
+        name = key(*a) if callable(key) else key
         start = time.perf_counter()
+        stack.append([name, 0.0])
         try:
             return fn(*a, **k)
         finally:
-            timing[key] = timing.get(key, 0.0) + time.perf_counter() - start
+            _, nested = stack.pop()
+            elapsed = time.perf_counter() - start
+            seconds[name] += elapsed - nested
+            if name in counts:
+                counts[name] += 1
+            if stack:
+                stack[-1][1] += elapsed
     return wrapped
 
-training_module.train = timer(training_module.train, "training")
-analysis_module.analyse = timer(analysis_module.analyse, "analysis")
+def _kind(self, mode, y_true, y_pred, flipped=False):
+    return "evals" if (mode, tuple(y_pred.shape), bool(flipped)) in self._trace_info else "trace"
+
+Adapter._call = region(_kind, Adapter._call, count="evals")
+original_train = training_module.train
+def counted_train(*a, **k):
+    counts["train_steps"] += k.get("steps", 60) + 2
+    return original_train(*a, **k)
+training_module.train = region("train", counted_train)
+analysis_module.analyse = region("analysis", analysis_module.analyse)
+engine.ConjectureRunner.run = region("hypo", engine.ConjectureRunner.run)
+engine.ConjectureRunner.shrink_interesting_test_cases = region(
+    "shrink", engine.ConjectureRunner.shrink_interesting_test_cases
+)
+for p in registry._REGISTRY.values():
+    object.__setattr__(p, "check", region("props", p.check))
+
 t3 = time.perf_counter()
-report = audit(loss, settings=resolve(sys.argv[2]), target=target)
+if args["floor_only"]:
+    report = None
+else:
+    report = audit(loss, spec, codec, settings=resolve(args["profile"]), target=target)
 t_audit = time.perf_counter() - t3
+
+# The floor: one trace, then compiled calls on prepared inputs at the audited shape.
+floor_adapter = Adapter(loss)
+case = sc.noisy(sc.training_scene(spec), codec, seed=0)
+run = floor_adapter._runner("graph")
+truth = {k: tf.constant(v) for k, v in floor_adapter.inputs(case.scene).items()}
+y_pred = tf.constant(case.y_pred)
+start = time.perf_counter(); float(run(truth, y_pred, False)[0]["total"]); t_trace1 = time.perf_counter() - start
+times = []
+for _ in range(args["floor_calls"]):
+    start = time.perf_counter()
+    float(run(truth, y_pred, False)[0]["total"])
+    times.append(time.perf_counter() - start)
+t_call = statistics.median(times)
+n_calls = counts["trace"] + counts["evals"] + counts["shrink_calls"] + counts["train_steps"]
+n_calls = n_calls or args["floor_only"]
+floor = t_trace1 + n_calls * t_call
+accounted = sum(seconds.values())
 print(json.dumps({
     "import_lossaudit": t_pkg, "import_tensorflow": t_tf, "load_target": t_load,
-    "audit": t_audit, "tracing": timing["trace"], "loss_evaluations": timing["eval"],
-    "training": timing.get("training", 0.0), "analysis": timing.get("analysis", 0.0),
-    "other": t_audit - timing["trace"] - timing["eval"] - timing.get("training", 0.0),
-    "trace_calls": timing["trace_calls"], "eval_calls": timing["eval_calls"],
-    "examples": report.stats["examples"], "summary": report.summary,
+    "audit": t_audit, **seconds, "other": t_audit - accounted + seconds["analysis"],
+    **{"n_" + k: v for k, v in counts.items()},
+    "n_calls": n_calls, "call_ms": t_call * 1000, "first_trace": t_trace1, "floor": floor,
+    "ratio": t_audit / floor if report else float("nan"),
+    "examples": report.stats["examples"] if report else 0,
+    "summary": report.summary if report else {"floor only": 1},
+    "verdicts": {r.property: str(r.status) for r in report.results} if report else {},
+    "truncated_shrinks": sum("not fully minimised" in r.info for r in report.results)
+    if report else 0,
 }))
 """
+
+COLUMNS = (
+    ("audit", "audit"),
+    ("trace", "trace"),
+    ("evals", "evals"),
+    ("shrink", "shrink"),
+    ("train", "train"),
+    ("hypo", "hypo"),
+    ("props", "props"),
+    ("other", "other"),
+    ("floor", "floor"),
+    ("ratio", "ratio"),
+)
+
+
+def _shape(text: str) -> tuple[int, int, int, int]:
+    parts = [int(p) for p in text.lower().split("x")]
+    if len(parts) != 4:
+        raise argparse.ArgumentTypeError(f"expected HxWxANCHORSxCLASSES, got {text!r}")
+    return parts[0], parts[1], parts[2], parts[3]
+
+
+def _run(
+    target: str, codec: dict, shape: tuple, profile: str, floor_calls: int, floor_only: int
+) -> dict:
+    args = {
+        "target": target,
+        "codec": codec,
+        "shape": shape,
+        "profile": profile,
+        "floor_calls": floor_calls,
+        "floor_only": floor_only,
+    }
+    env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    start = time.perf_counter()
+    out = subprocess.run(
+        [sys.executable, "-c", _CHILD, json.dumps(args)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        check=False,
+    )
+    if out.returncode != 0:
+        raise SystemExit(f"benchmark child failed ({target or 'seed'} {shape}):\n{out.stderr}")
+    run = json.loads(out.stdout.strip().splitlines()[-1])
+    run["process"] = time.perf_counter() - start
+    return run
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("target", nargs="?", default="", help="default: the bundled seed loss")
+    parser.add_argument(
+        "--targets", default="seed,mse", help="comma-separated: seed, bce, file:name"
+    )
+    parser.add_argument("--shapes", default=",".join(SHAPES), help="comma-separated HxWxAxC")
     parser.add_argument("--profile", default="ci")
-    parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--json", action="store_true", help="print the raw runs as JSON")
+    parser.add_argument("--repeat", type=int, default=1, help="runs per row (median shown)")
+    parser.add_argument("--floor-calls", type=int, default=15)
+    parser.add_argument(
+        "--floor-only",
+        type=int,
+        default=0,
+        metavar="CALLS",
+        help="skip the audit; print the floor of CALLS evaluations (for shapes where one "
+        "evaluation of the loss takes seconds)",
+    )
+    parser.add_argument("--json", metavar="FILE", help="also write the raw runs here")
     args = parser.parse_args()
 
-    runs = []
-    for _ in range(args.repeat):
-        start = time.perf_counter()
-        out = subprocess.run(
-            [sys.executable, "-c", _CHILD, args.target, args.profile],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        run = json.loads(out.stdout.strip().splitlines()[-1])
-        run["process"] = time.perf_counter() - start
-        runs.append(run)
+    shapes = [_shape(s) for s in args.shapes.split(",") if s]
+    rows = []
+    header = f"{'target':6} {'shape':12} " + " ".join(f"{label:>7}" for _, label in COLUMNS)
+    load = os.getloadavg()
+    print(
+        f"profile {args.profile}; median of {args.repeat}; seconds; load at start "
+        f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; {os.cpu_count()} CPUs"
+    )
+    print(header + "   calls  ms/call  tf-import  summary")
+    for name in args.targets.split(","):
+        target, codec = TARGETS.get(name, (name, {}))
+        for shape in shapes:
+            runs = [
+                _run(target, codec, shape, args.profile, args.floor_calls, args.floor_only)
+                for _ in range(args.repeat)
+            ]
+            runs.sort(key=lambda r: r["audit"])
+            mid = runs[len(runs) // 2]
+            rows.append({"target": name, "shape": shape, "runs": runs})
+            cells = " ".join(f"{mid[k]:7.2f}" for k, _ in COLUMNS)
+            label = "x".join(str(v) for v in shape)
+            summary = ", ".join(f"{k} {v}" for k, v in mid["summary"].items() if v)
+            print(
+                f"{name:6} {label:12} {cells} {mid['n_calls']:7d} {mid['call_ms']:8.2f} "
+                f"{mid['import_tensorflow']:9.2f}  {summary}",
+                flush=True,
+            )
+    load = os.getloadavg()
+    print(f"load at end {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
     if args.json:
-        print(json.dumps(runs, indent=2))
-        return
-    keys = [
-        ("process", "whole process (wall)"),
-        ("import_lossaudit", "import lossaudit"),
-        ("import_tensorflow", "import TensorFlow"),
-        ("load_target", "load the target"),
-        ("audit", "audit()"),
-        ("tracing", "  tracing new shapes (incl. XLA)"),
-        ("loss_evaluations", "  loss evaluations"),
-        ("training", "  training runs (*.trains, balance)"),
-        ("other", "  Hypothesis + properties + report"),
-        ("analysis", "  (analysis step, its evaluations incl.)"),
-    ]
-    print(
-        f"target: {args.target or 'bundled seed loss'}; profile {args.profile}; {args.repeat} runs (median, min)"
-    )
-    for key, label in keys:
-        values = [r[key] for r in runs]
-        print(f"{label:36} {statistics.median(values):8.3f}s {min(values):8.3f}s")
-    last = runs[-1]
-    per_call = last["loss_evaluations"] / max(last["eval_calls"], 1) * 1000
-    print(
-        f"{last['examples']} examples, {last['trace_calls']} tracing calls, {last['eval_calls']} "
-        f"evaluations ({per_call:.2f} ms each); summary {last['summary']}"
-    )
+        Path(args.json).write_text(json.dumps(rows, indent=2))
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ message, and a bug inside lossaudit itself is an ``error`` that says so.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import random
 import shlex
 import sys
@@ -86,6 +87,8 @@ def reproduce_command(
         argv += ["--time-limit", f"{settings.time_limit:g}"]
     if not settings.shrink:
         argv.append("--no-shrink")
+    elif settings.full_shrink and not (base is not None and base.full_shrink):
+        argv.append("--full-shrink")
     return shlex.join(argv)
 
 
@@ -109,13 +112,80 @@ class _Verdict:
     error: str = ""
 
 
+class _ShrinkSpent(BaseException):
+    """Raised inside Hypothesis's shrink phase once its budget is spent. A BaseException, so
+    Hypothesis does not take it for a failure of the property and lets it out unchanged."""
+
+
+class _ShrinkBudget:
+    """When to stop minimising a counterexample (see :func:`_run_property`).
+
+    Shrinking replaces the examples Hypothesis would have run had the loss passed, and is
+    bounded by them twice over: by count, at most ``max_examples`` shrink attempts (each
+    attempt runs the property once, like an example, so this does not grow with the grid and
+    keeps a derandomized report reproducible), and by time, at most as long as ``max_examples``
+    examples took at the pace seen before the failure (a safety net for attempts that cost more
+    than examples did). ``Settings.full_shrink`` lifts both.
+    """
+
+    def __init__(self, settings: Settings):
+        self.limited = settings.shrink and not settings.full_shrink
+        self.max_attempts = settings.max_examples
+        self.started = time.perf_counter()
+        self.examples = 0
+        self.shrink_started: float | None = None
+        self.deadline = 0.0
+        self.attempts = 0
+        self.spent = False
+
+    def before(self) -> None:
+        """Called before each run of the property; raises once the budget is spent."""
+        if self.shrink_started is None:
+            self.examples += 1
+            return
+        self.attempts += 1
+        if self.limited and (
+            self.attempts > self.max_attempts or time.perf_counter() > self.deadline
+        ):
+            self.spent = True
+            raise _ShrinkSpent
+
+    def failed(self) -> None:
+        """Called when the property fails or errors: the first failure starts shrinking."""
+        if self.shrink_started is not None:
+            return
+        now = time.perf_counter()
+        pace = (now - self.started) / max(self.examples, 1)
+        self.shrink_started = now
+        self.deadline = now + self.max_attempts * pace
+
+    def note(self) -> str:
+        """What the report says about a counterexample the budget cut short."""
+        if not self.spent:
+            return ""
+        seconds = time.perf_counter() - (self.shrink_started or self.started)
+        why = (
+            f"its budget of {self.max_attempts} attempts"
+            if self.attempts > self.max_attempts
+            else f"the time its {self.max_attempts} examples would take"
+        )
+        return (
+            f"counterexample not fully minimised: shrinking stopped after {self.attempts - 1} "
+            f"attempts ({seconds:.1f}s), {why}; add --full-shrink to the reproduce command "
+            "for the minimal one"
+        )
+
+
 def _run_property(prop: Property, ctx: Context, settings: Settings, seed: int | None) -> _Verdict:
-    """Run one property under Hypothesis."""
+    """Run one property under Hypothesis, shrinking a failure within a :class:`_ShrinkBudget`."""
     import hypothesis
     from hypothesis.errors import Flaky
 
     strategy = prop.draws(ctx, prop.component)
     seen: dict[str, Outcome] = {}
+    budget = _ShrinkBudget(settings)
+    #: The smallest failure so far (the shrinker only tries candidates smaller than its best).
+    last: list[_Falsified | _Errored] = []
 
     def check(drawn: Any) -> None:
         ctx.examples += 1
@@ -129,16 +199,41 @@ def _run_property(prop: Property, ctx: Context, settings: Settings, seed: int | 
             return
         raise _Falsified(outcome, drawn, list(ctx.seen))
 
-    test = hypothesis.given(strategy)(check)
+    # Kept apart from ``check``, whose source must not change: a derandomized run draws its
+    # examples from a digest of that source, so editing it would change every ci verdict's
+    # examples. ``functools.wraps`` lets Hypothesis read ``check``'s source through this.
+    @functools.wraps(check)
+    def budgeted(drawn: Any) -> None:
+        budget.before()
+        try:
+            check(drawn)
+        except (_Falsified, _Errored) as failure:
+            budget.failed()
+            last[:] = [failure]
+            raise
+
+    test = hypothesis.given(strategy)(budgeted)
     test = settings.hypothesis_settings()(test)
     if seed is not None and not settings.derandomize:
         test = hypothesis.seed(seed)(test)
     try:
-        test()
+        try:
+            test()
+        except _ShrinkSpent:
+            raise last[0] from None
     except _Falsified as f:
-        return _Verdict(f.outcome.status, f.outcome, f.drawn, tuple(f.cases))
+        outcome = f.outcome
+        note = budget.note()
+        if note:
+            outcome = dataclasses.replace(
+                outcome, info=f"{outcome.info}; {note}" if outcome.info else note
+            )
+        return _Verdict(outcome.status, outcome, f.drawn, tuple(f.cases))
     except _Errored as e:
-        return _Verdict(Status.ERROR, drawn=e.drawn, error=e.message)
+        note = budget.note()
+        return _Verdict(
+            Status.ERROR, drawn=e.drawn, error=f"{e.message} ({note})" if note else e.message
+        )
     except Flaky as exc:
         return _Verdict(
             Status.ERROR,

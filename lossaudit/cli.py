@@ -105,6 +105,12 @@ def _add_report(sub: Any) -> None:
         action="store_false",
         help="report the first failing example without minimising it (faster)",
     )
+    s.add_argument(
+        "--full-shrink",
+        action="store_true",
+        help="minimise counterexamples fully; by default shrinking stops after as many "
+        "attempts, or as long, as the property's examples (the report says so)",
+    )
     o = rep.add_argument_group("output")
     o.add_argument(
         "--format",
@@ -242,6 +248,7 @@ def _report_settings(args: argparse.Namespace, options: LossOptions) -> Settings
         # Given, --reduction (checked by from_cli) overrides [tool.lossaudit] reduction.
         reduction=None if args.reduction is None else options.reduction,
         shrink=None if args.shrink else False,
+        full_shrink=True if args.full_shrink else None,
     )
 
 

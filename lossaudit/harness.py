@@ -127,7 +127,8 @@ def _train(
         return scalars
 
     if not eager:
-        grads_of_components = tf.function(grads_of_components)
+        # Only the step is traced: it runs hundreds of times. The components' gradients are
+        # taken once per run, and one eager pass costs a fraction of tracing the loss again.
         step = tf.function(step)
     history: dict[str, list[float]] = {}
     param_grads: dict[str, np.ndarray] = {}
@@ -175,7 +176,8 @@ def train(
     With ``start`` the predictions themselves are the variables (free predictions); with
     ``images`` a tiny convolutional head (:func:`_head`) maps them to predictions, so gradients
     pass through real layers with shared weights. Traced once per call with ``tf.function``
-    unless the loss cannot be traced (then eagerly).
+    unless the loss cannot be traced (then eagerly); the components' gradients at the start,
+    taken once, run eagerly.
     """
     if (start is None) == (images is None):
         raise invalid(

@@ -14,6 +14,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -87,7 +88,14 @@ def perfect(scene: Scene, codec: Codec) -> Case:
 
     Object anchors predict their box, a confident obj logit and their class; empty anchors
     predict a tiny box at the cell centre, a confident "no object" and uniform classes.
+    The predictions are read-only (one array per scene, shared: properties build the perfect
+    case of a scene many times); transforms copy them.
     """
+    return Case(scene, _perfect_raw(scene, codec), "perfect")
+
+
+@functools.lru_cache(maxsize=4)
+def _perfect_raw(scene: Scene, codec: Codec) -> np.ndarray:
     spec = scene.spec
     truth = scene.truth().astype(np.float64)
     mask = scene.object_mask()[..., None]
@@ -105,7 +113,12 @@ def perfect(scene: Scene, codec: Codec) -> Case:
         logits = codec.class_logits(onehot)
         uniform = 0.0 if codec.cls == "softmax" else -CONFIDENT_LOGIT
         raw[..., CLS0:] = np.where(mask, logits, uniform)
-    return Case(scene, raw.astype(np.float32), "perfect")
+    return _read_only(raw.astype(np.float32))
+
+
+def _read_only(a: np.ndarray) -> np.ndarray:
+    a.flags.writeable = False
+    return a
 
 
 def shifted(case: Case, codec: Codec, *, dx: float = 0.0, dy: float = 0.0) -> Case:
@@ -197,6 +210,13 @@ def _typical(rng: np.random.Generator, spec: GridSpec, codec: Codec) -> np.ndarr
     return out
 
 
+@functools.lru_cache(maxsize=4)
+def _typical_from_seed(seed: int, spec: GridSpec, codec: Codec) -> np.ndarray:
+    """:func:`_typical` drawn from ``default_rng(seed)``, read-only: a property draws one seed
+    and builds several cases from it, and at real shapes each draw is megabytes."""
+    return _read_only(_typical(np.random.default_rng(seed), spec, codec))
+
+
 def noisy(scene: Scene, codec: Codec, *, seed: int, tiny_empty_boxes: bool = False) -> Case:
     """Typical untrained predictions everywhere, drawn from ``numpy.random.default_rng(seed)``.
 
@@ -204,11 +224,11 @@ def noisy(scene: Scene, codec: Codec, *, seed: int, tiny_empty_boxes: bool = Fal
     switch their no-object term off.
     """
     spec = scene.spec
-    rng = np.random.default_rng(seed)
-    raw = _typical(rng, spec, codec)
+    raw = _typical_from_seed(seed, spec, codec)
     if tiny_empty_boxes:
         empty = ~scene.object_mask()
         tiny = codec.encode_wh(np.full((*spec.shape[:4], 2), EMPTY_BOX), codec.anchor_grid(spec))
+        raw = raw.copy()
         raw[..., 2:4] = np.where(empty[..., None], tiny, raw[..., 2:4])
     suffix = ", tiny_empty_boxes=True" if tiny_empty_boxes else ""
     return Case(scene, raw.astype(np.float32), f"noisy(seed={seed}{suffix})")
@@ -233,8 +253,7 @@ def randomized_anchors(case: Case, codec: Codec, *, where: str, seed: int) -> Ca
     spec = case.spec
     mask = case.scene.object_mask()
     sel = ~mask if where == "empty" else mask
-    rng = np.random.default_rng(seed + 7919)
-    other = _typical(rng, spec, codec)
+    other = _typical_from_seed(seed + 7919, spec, codec)
     raw = np.where(sel[..., None], other, case.y_pred)
     return case.derive(raw, f"randomized_anchors(where={where!r}, seed={seed})")
 

@@ -34,7 +34,10 @@ class Settings:
     - ``seed``: the random seed when not derandomized; ``None`` draws one and reports it;
     - ``time_limit``: seconds one property may run before the loss is reported as hung;
     - ``reduction``: ``auto`` accepts a batch sum or mean, ``sum`` or ``mean`` demands one;
-    - ``shrink``: minimise each counterexample (off: report the first failing example, faster).
+    - ``shrink``: minimise each counterexample (off: report the first failing example, faster);
+    - ``full_shrink``: minimise without a budget. By default shrinking stops once it has taken as
+      long as the property's examples would (see :mod:`lossaudit.audit`), and the report says
+      when a counterexample is not fully minimised.
     """
 
     profile: str = "dev"
@@ -44,6 +47,7 @@ class Settings:
     time_limit: float = 300.0
     reduction: str = "auto"
     shrink: bool = True
+    full_shrink: bool = False
 
     def __post_init__(self) -> None:
         if (
@@ -83,12 +87,16 @@ class Settings:
         """The ``hypothesis.settings`` this profile implies.
 
         No example database (an audit writes nothing to the user's tree), no deadline
-        (TensorFlow's first call and tracing are slow), shrinking on, quiet output.
+        (TensorFlow's first call and tracing are slow), shrinking on, quiet output. No explain
+        phase: it reruns the minimal example many times over to say which arguments could vary,
+        which the report never shows (it was most of the time spent on a failure).
         """
         import hypothesis
         from hypothesis import HealthCheck, Phase, Verbosity
 
-        phases = tuple(p for p in Phase if self.shrink or p is not Phase.shrink)
+        phases = tuple(
+            p for p in Phase if p is not Phase.explain and (self.shrink or p is not Phase.shrink)
+        )
         return hypothesis.settings(
             phases=phases,
             max_examples=self.max_examples,
@@ -106,7 +114,7 @@ PROFILES: dict[str, Settings] = {
     # Derandomized, so the same commit always gives the same verdicts in CI.
     "ci": Settings(profile="ci", max_examples=15, derandomize=True),
     "dev": Settings(profile="dev", max_examples=25),
-    "thorough": Settings(profile="thorough", max_examples=100, time_limit=1800.0),
+    "thorough": Settings(profile="thorough", max_examples=100, time_limit=1800.0, full_shrink=True),
 }
 
 

@@ -42,7 +42,11 @@ def test_a_loss_that_raises_on_some_scenes_errors_with_a_minimal_scene():
         return _ok_loss(y_true, y_pred)
 
     report = audit(
-        picky, SPEC, Codec(cls="sigmoid"), settings=CI, only=["coordinates.gradient_flows"]
+        picky,
+        SPEC,
+        Codec(cls="sigmoid"),
+        settings=CI.replace(full_shrink=True),
+        only=["coordinates.gradient_flows"],
     )
     (result,) = report.results
     assert result.status == "error"
@@ -137,7 +141,8 @@ def test_dev_profile_records_a_seed_that_reproduces():
 def test_failure_reproduce_command_reruns_the_same_verdict(profile, tmp_path):
     from fixtures.losses import bugzoo
 
-    settings = resolve(profile, seed=99)
+    # Fully shrunk: a budget cut short by time may stop on another example.
+    settings = resolve(profile, seed=99, full_shrink=True)
     first = audit(
         bugzoo.unmasked_coordinates,
         GridSpec(),
@@ -161,9 +166,14 @@ def test_counterexamples_are_shrunk_unless_asked_not_to():
     from fixtures.losses import bugzoo
 
     only = ["coordinates.ignores_empty_anchors"]
-    shrunk = audit(bugzoo.unmasked_coordinates, SPEC, Codec(cls="sigmoid"), settings=CI, only=only)
+    full = CI.replace(full_shrink=True)
+    shrunk = audit(
+        bugzoo.unmasked_coordinates, SPEC, Codec(cls="sigmoid"), settings=full, only=only
+    )
     cx = shrunk.results[0].counterexample
     assert len(cx.scene) == 1 and cx.scene[0]["b"] == 0 and cx.scene[0]["i"] == 0
+    assert "not fully minimised" not in shrunk.results[0].info
+    assert shrunk.results[0].reproduce.endswith("--profile ci --full-shrink")
     raw = audit(
         bugzoo.unmasked_coordinates,
         SPEC,
@@ -173,6 +183,18 @@ def test_counterexamples_are_shrunk_unless_asked_not_to():
     )
     assert raw.results[0].status == "fail"
     assert raw.results[0].reproduce.endswith("--no-shrink")
+
+
+def test_a_shrink_cut_short_keeps_the_verdict_and_says_how_to_get_the_minimal_one():
+    from fixtures.losses import bugzoo
+
+    only = ["coordinates.ignores_empty_anchors"]
+    cut = CI.replace(max_examples=1)  # a budget of one shrink attempt
+    report = audit(bugzoo.unmasked_coordinates, SPEC, Codec(cls="sigmoid"), settings=cut, only=only)
+    (result,) = report.results
+    assert result.status == "fail" and result.counterexample is not None
+    assert "counterexample not fully minimised" in result.info
+    assert "--full-shrink" in result.info
 
 
 def test_a_loss_that_hangs_on_its_first_call_is_an_error_not_a_hang():
@@ -204,3 +226,7 @@ def test_reproduce_keeps_non_default_effort():
         only="total.pure",
     )
     assert cmd.endswith("--only total.pure --profile ci --max-examples 99 --time-limit 5")
+    full = reproduce_command("x.py:l", GridSpec(), Codec(), CI.replace(full_shrink=True))
+    assert full.endswith("--profile ci --full-shrink")
+    thorough = reproduce_command("x.py:l", GridSpec(), Codec(), resolve("thorough"))
+    assert "--full-shrink" not in thorough

@@ -100,3 +100,17 @@ def test_extreme_writes_only_selected_channels():
     m = SCENE.object_mask()
     assert (ex.y_pred[..., 2:4][~m] == 100).all()
     np.testing.assert_array_equal(ex.y_pred[m], case.y_pred[m])
+
+
+def test_shared_predictions_are_read_only_and_the_same_on_every_build():
+    scene = Scene(GridSpec(2, 3, 4, 2, 3), (Obj(0, 1, 2, 1, 0.5, 0.5, 0.2, 0.3, 1),))
+    first, again = sc.perfect(scene, Codec()), sc.perfect(scene, Codec())
+    assert not first.y_pred.flags.writeable
+    np.testing.assert_array_equal(first.y_pred, again.y_pred)
+    moved = sc.set_confidence(first, Codec(), logit=-3.0)  # transforms copy
+    assert moved.y_pred.flags.writeable and (first.y_pred[..., 4].max() == 12.0)
+    a = sc.noisy(scene, Codec(), seed=5)
+    b = sc.noisy(scene, Codec(), seed=5, tiny_empty_boxes=True)
+    c = sc.noisy(scene, Codec(), seed=5)
+    np.testing.assert_array_equal(a.y_pred, c.y_pred)
+    assert a.y_pred.flags.writeable and not np.array_equal(a.y_pred[..., 2:4], b.y_pred[..., 2:4])

@@ -49,3 +49,12 @@ def test_pyproject_table_is_read_and_checked(tmp_path):
     (tmp_path / "pyproject.toml").write_text("[tool.lossaudit\n")
     with pytest.raises(InvalidSpec, match="not valid TOML"):
         load_config(tmp_path)
+
+
+def test_hypothesis_runs_no_explain_phase_and_shrinks_unless_told_not_to():
+    from hypothesis import Phase
+
+    phases = resolve("ci").hypothesis_settings().phases
+    assert Phase.explain not in phases and Phase.shrink in phases
+    assert Phase.shrink not in resolve("ci", shrink=False).hypothesis_settings().phases
+    assert PROFILES["thorough"].full_shrink and not PROFILES["ci"].full_shrink
