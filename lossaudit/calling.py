@@ -211,39 +211,41 @@ def _record_printed(store: dict[str, Any], printed: list[tuple[str, Any]]) -> No
 
 
 def _install_print_hook(tf: Any) -> None:
-    """Route ``tf.print`` and TF1's ``tf.compat.v1.Print`` through a dispatcher, once per
-    process: inside a capture (see :func:`capture_summaries`) the named values they print are
-    recorded and nothing is printed; elsewhere TensorFlow's own function runs."""
-    if getattr(tf.print, "_lossaudit_dispatch", False):
-        return
-    original_print = tf.print
+    """Route ``tf.print`` and TF1's ``tf.compat.v1.Print`` through a dispatcher: inside a
+    capture (see :func:`capture_summaries`) the named values they print are recorded and
+    nothing is printed; elsewhere TensorFlow's own function runs. Each is checked on every
+    capture, since ``tf.compat.v1`` is loaded lazily and may be a new module object later."""
+    if not getattr(tf.print, "_lossaudit_dispatch", False):
+        original_print = tf.print
 
-    @functools.wraps(original_print)
-    @tf.autograph.experimental.do_not_convert
-    def print_(*inputs: Any, **kw: Any) -> Any:
-        store = getattr(_CAPTURE, "store", None)
-        if store is None:
-            return original_print(*inputs, **kw)
-        _record_printed(store, printed_values(inputs, _print_names()))
-        return tf.no_op()
-
-    print_._lossaudit_dispatch = True  # type: ignore[attr-defined]
-    tf.print = print_
-    compat = getattr(tf.compat, "v1", None)
-    original_v1 = getattr(compat, "Print", None)
-    if original_v1 is not None:
-
-        @functools.wraps(original_v1)
+        @functools.wraps(original_print)
         @tf.autograph.experimental.do_not_convert
-        def print_v1(input_: Any, data: Any, message: Any = None, *args: Any, **kw: Any) -> Any:
+        def print_(*inputs: Any, **kw: Any) -> Any:
             store = getattr(_CAPTURE, "store", None)
             if store is None:
-                return original_v1(input_, data, message, *args, **kw)
-            printed = printed_values((str(message or ""), *list(data)), _print_names())
-            _record_printed(store, printed)
-            return input_
+                return original_print(*inputs, **kw)
+            _record_printed(store, printed_values(inputs, _print_names()))
+            return tf.no_op()
 
-        compat.Print = print_v1
+        print_._lossaudit_dispatch = True  # type: ignore[attr-defined]
+        tf.print = print_
+    compat = getattr(tf.compat, "v1", None)
+    original_v1 = getattr(compat, "Print", None)
+    if original_v1 is None or getattr(original_v1, "_lossaudit_dispatch", False):
+        return
+
+    @functools.wraps(original_v1)
+    @tf.autograph.experimental.do_not_convert
+    def print_v1(input_: Any, data: Any, message: Any = None, *args: Any, **kw: Any) -> Any:
+        store = getattr(_CAPTURE, "store", None)
+        if store is None:
+            return original_v1(input_, data, message, *args, **kw)
+        printed = printed_values((str(message or ""), *list(data)), _print_names())
+        _record_printed(store, printed)
+        return input_
+
+    print_v1._lossaudit_dispatch = True  # type: ignore[attr-defined]
+    compat.Print = print_v1
 
 
 #: Prefix of printed values in a capture store (dropped by :func:`reported`).
