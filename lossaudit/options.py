@@ -28,18 +28,16 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
-import re
 import shlex
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from numbers import Integral, Real
 from typing import TYPE_CHECKING, Any, Literal
 
-from lossaudit.components import MAPPABLE, check_mapping
+from lossaudit import parsers as parse
+from lossaudit.components import MAPPABLE
 from lossaudit.errors import InvalidArgument, InvalidSpec, LossAuditError, did_you_mean
-from lossaudit.layouts import BUILT_IN, CANONICAL, Frame, Layout, get_layout
-from lossaudit.references import is_reference
+from lossaudit.layouts import BUILT_IN, CANONICAL, Frame, Layout
+from lossaudit.layouts.base import anchor_scales, image_fractions
 from lossaudit.settings import REDUCTIONS
 from lossaudit.spec import CLS_CHOICES, OBJ_CHOICES, WH_CHOICES, XY_CHOICES, Codec, GridSpec
 
@@ -47,14 +45,6 @@ if TYPE_CHECKING:
     import argparse
 
 __all__ = ["OPTIONS", "LossOptions", "Option", "add_arguments", "unknown_key"]
-
-
-class _Rejected(Exception):
-    """A parser's verdict on one value; the caller words it for the front end it came from."""
-
-    def __init__(self, expected: str, received: Any, hint: str = ""):
-        super().__init__(expected)
-        self.expected, self.received, self.hint = expected, received, hint
 
 
 @dataclass(frozen=True)
@@ -98,182 +88,6 @@ class Option:
         return [self.flag, *words]
 
 
-# -- parsers: command-line text or a TOML/Python value -> the option's value ------------------
-def _integer(value: Any) -> int | None:
-    if isinstance(value, str):
-        try:
-            return int(value)
-        except ValueError:
-            return None
-    if isinstance(value, Integral) and not isinstance(value, bool):
-        return int(value)
-    return None
-
-
-def _grid(value: Any, name: str) -> tuple[int, int]:
-    if isinstance(value, str):
-        parts: list[Any] = value.lower().replace("*", "x").split("x")
-    elif isinstance(value, list | tuple):
-        parts = list(value)
-    else:
-        parts = [value]
-    sizes = [_integer(p) for p in parts]
-    if len(sizes) not in (1, 2) or any(s is None or s < 1 for s in sizes):
-        raise _Rejected("H or HxW with positive integers (e.g. 13 or 13x9)", value)
-    return (sizes[0], sizes[-1])  # type: ignore[return-value]
-
-
-def _positive(value: Any, name: str) -> int:
-    number = _integer(value)
-    if number is None or number < 1:
-        raise _Rejected("a positive integer", value)
-    return number
-
-
-def _choice(choices: tuple[str, ...]) -> Callable[[Any, str], str]:
-    def parse(value: Any, name: str) -> str:
-        if value not in choices:
-            raise _Rejected(" | ".join(choices), value, did_you_mean(str(value), choices))
-        return value
-
-    return parse
-
-
-def _pair(item: Any) -> tuple[float, float] | None:
-    try:
-        if isinstance(item, str):
-            pair = tuple(float(v) for v in item.split(","))
-        elif isinstance(item, list | tuple) and all(
-            isinstance(v, Real) and not isinstance(v, bool) for v in item
-        ):
-            pair = tuple(float(v) for v in item)
-        else:
-            return None
-    except ValueError:
-        return None
-    if len(pair) != 2 or not all(math.isfinite(v) and v > 0 for v in pair):
-        return None
-    return pair  # type: ignore[return-value]
-
-
-def _anchor_sizes(value: Any, name: str) -> tuple[tuple[float, float], ...]:
-    expected = (
-        "positive W,H pairs, one per anchor, in the layout's unit (image fractions for "
-        "canonical, e.g. 0.2,0.3)"
-    )
-    if not isinstance(value, list | tuple):
-        raise _Rejected(expected, value)
-    sizes = []
-    for item in value:
-        pair = _pair(item)
-        if pair is None:
-            raise _Rejected(expected, item)
-        sizes.append(pair)
-    return tuple(sizes)
-
-
-def _anchors_file(value: Any, name: str) -> tuple[tuple[float, float], ...]:
-    """The anchors in a text file as YAD2K and keras-yolo3 ship them (``model_data/*.txt``):
-    numbers separated by commas, spaces or new lines, read as W,H pairs."""
-    from pathlib import Path
-
-    if not isinstance(value, str) or not value:
-        raise _Rejected("the path of a text file of W,H anchor pairs", value)
-    try:
-        text = Path(value).read_text()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise _Rejected(
-            "a readable text file of W,H anchor pairs",
-            value,
-            f" ({exc.strerror or type(exc).__name__})" if isinstance(exc, OSError) else "",
-        ) from None
-    words = [w for w in re.split(r"[\s,]+", text.strip()) if w]
-    try:
-        numbers = [float(w) for w in words]
-    except ValueError:
-        raise _Rejected("numbers only (W,H pairs, e.g. 10,13, 16,30)", value) from None
-    if not numbers or len(numbers) % 2 or not all(math.isfinite(v) and v > 0 for v in numbers):
-        raise _Rejected("an even count of positive numbers (W,H pairs)", value)
-    return tuple((numbers[k], numbers[k + 1]) for k in range(0, len(numbers), 2))
-
-
-def _layout(value: Any, name: str) -> Layout:
-    if isinstance(value, Layout):
-        return value
-    if not isinstance(value, str) or not (value in BUILT_IN or is_reference(value)):
-        raise _Rejected(
-            f"a built-in layout ({' | '.join(BUILT_IN)}) or module:name of a Layout",
-            value,
-            did_you_mean(str(value), BUILT_IN),
-        )
-    found = get_layout(value)
-    # A user-defined layout is written back as the reference that found it.
-    return found if value in BUILT_IN else dataclasses.replace(found, name=value)
-
-
-def _scales(value: Any, name: str) -> tuple[tuple[int, int], ...]:
-    items = value.split(",") if isinstance(value, str) else value
-    if isinstance(items, int) or not isinstance(items, list | tuple) or not items:
-        raise _Rejected("grids separated by commas, H or HxW each (e.g. 13,26,52)", value)
-    try:
-        return tuple(_grid(item, name) for item in items)
-    except _Rejected:
-        raise _Rejected("grids separated by commas, H or HxW each (e.g. 13,26,52)", value) from None
-
-
-def _scale_index(value: Any, name: str) -> int:
-    number = _integer(value)
-    if number is None or number < 0:
-        raise _Rejected("a scale's index, 0 for the first in --scales", value)
-    return number
-
-
-def _input_size(value: Any, name: str) -> tuple[int, int]:
-    try:
-        return _grid(value, name)
-    except _Rejected:
-        raise _Rejected("the input size in pixels, H or HxW (e.g. 416)", value) from None
-
-
-def _keyword_value(text: str) -> Any:
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text
-
-
-def _loss_args(value: Any, name: str) -> dict[str, Any]:
-    expected = "NAME=VALUE (VALUE read as JSON, else text), e.g. rescore_confidence=true"
-    if isinstance(value, Mapping):
-        pairs = list(value.items())
-    elif isinstance(value, list | tuple) and all(isinstance(v, str) and "=" in v for v in value):
-        pairs = [(k, _keyword_value(v)) for k, v in (item.split("=", 1) for item in value)]
-    else:
-        raise _Rejected(expected, value)
-    for key, _ in pairs:
-        if not isinstance(key, str) or not key.isidentifier():
-            raise _Rejected(expected, key)
-    return dict(pairs)
-
-
-def _names(value: Any, name: str) -> tuple[str, ...]:
-    items = value.split(",") if isinstance(value, str) else value
-    if not isinstance(items, list | tuple) or not all(isinstance(v, str) for v in items):
-        raise _Rejected("names separated by commas, e.g. giou,conf,prob", value)
-    names = tuple(v.strip() for v in items)
-    if not names or not all(names) or len(set(names)) != len(names):
-        raise _Rejected("distinct, non-empty names, e.g. giou,conf,prob", value)
-    return names
-
-
-def _components(value: Any, name: str) -> dict[str, str]:
-    return check_mapping(value, source=name)
-
-
-def _text(value: Any) -> list[str]:
-    return [str(value)]
-
-
 _SPEC, _CODEC = GridSpec(), Codec()
 _GRID = "grid"
 _ACTIVATIONS = "codec: the activations the loss applies to raw outputs"
@@ -284,11 +98,11 @@ def _count(name: str, metavar: str, what: str) -> Option:
     default = getattr(_SPEC, name)
     return Option(
         name,
-        _positive,
+        parse.positive,
         default,
         f"{what} (default {default})",
         get=lambda o: getattr(o.spec, name),
-        words=_text,
+        words=parse.text,
         group=_GRID,
         metavar=metavar,
         example=default,
@@ -299,11 +113,11 @@ def _activation(name: str, choices: tuple[str, ...], what: str) -> Option:
     default = getattr(_CODEC, name)
     return Option(
         name,
-        _choice(choices),
+        parse.choice(choices),
         default,
         f"{what} (default {default})",
         get=lambda o: getattr(o.codec, name),
-        words=_text,
+        words=parse.text,
         group=_ACTIVATIONS,
         metavar="{" + ",".join(choices) + "}",
         example=default,
@@ -316,7 +130,7 @@ OPTIONS: dict[str, Option] = {
     for o in (
         Option(
             "grid",
-            _grid,
+            parse.grid,
             (_SPEC.H, _SPEC.W),
             f"grid size (default {_SPEC.H}x{_SPEC.W})",
             get=lambda o: (o.spec.H, o.spec.W),
@@ -334,7 +148,7 @@ OPTIONS: dict[str, Option] = {
         _activation("cls", CLS_CHOICES, "classes"),
         Option(
             "anchor-sizes",
-            _anchor_sizes,
+            parse.anchor_sizes,
             (),
             "one W,H per anchor in the layout's unit ("
             + ", ".join(f"{n}: {layout.anchor_unit}" for n, layout in BUILT_IN.items())
@@ -348,19 +162,19 @@ OPTIONS: dict[str, Option] = {
         ),
         Option(
             "anchors-file",
-            _anchors_file,
+            parse.anchors_file,
             None,
             "read --anchor-sizes from a text file of W,H pairs (YAD2K's and keras-yolo3's "
             "model_data/*_anchors.txt)",
             get=lambda o: None,  # written back as --anchor-sizes
-            words=_text,
+            words=parse.text,
             group=_ACTIVATIONS,
             metavar="PATH",
             example="model_data/yolo_anchors.txt",
         ),
         Option(
             "component",
-            _components,
+            parse.components,
             {},
             f"map a reported component name to a role ({', '.join(MAPPABLE)}); repeatable",
             get=lambda o: dict(o.components),
@@ -373,7 +187,7 @@ OPTIONS: dict[str, Option] = {
         ),
         Option(
             "layout",
-            _layout,
+            parse.layout,
             CANONICAL,
             f"the loss's calling convention: {', '.join(BUILT_IN)} (default canonical), or "
             "module:name of your own Layout. yolov3-tf2's target is the factory "
@@ -387,7 +201,7 @@ OPTIONS: dict[str, Option] = {
         ),
         Option(
             "scales",
-            _scales,
+            parse.scales,
             (),
             "every grid of a multi-scale loss, in the loss's own order (e.g. 13,26,52); "
             "replaces --grid; --anchor-sizes then lists every scale's anchors",
@@ -399,7 +213,7 @@ OPTIONS: dict[str, Option] = {
         ),
         Option(
             "only-scale",
-            _scale_index,
+            parse.scale_index,
             None,
             "audit one scale of a multi-scale loss (its index in --scales, from 0)",
             get=lambda o: o.only_scale,
@@ -410,7 +224,7 @@ OPTIONS: dict[str, Option] = {
         ),
         Option(
             "input-size",
-            _input_size,
+            parse.input_size,
             None,
             "network input in pixels, H or HxW, for layouts in pixel units (default 32 per cell)",
             get=lambda o: o.input_size,
@@ -421,7 +235,7 @@ OPTIONS: dict[str, Option] = {
         ),
         Option(
             "loss-arg",
-            _loss_args,
+            parse.loss_args,
             {},
             "an extra keyword argument for the loss, NAME=VALUE (VALUE as JSON; the factory's "
             "for yolov3-tf2, an attribute of the object for keras-yolo2); repeatable",
@@ -435,7 +249,7 @@ OPTIONS: dict[str, Option] = {
         ),
         Option(
             "component-names",
-            _names,
+            parse.names,
             (),
             "names of the values a loss returns as a tuple, in order (e.g. giou,conf,prob)",
             get=lambda o: o.component_names,
@@ -446,11 +260,11 @@ OPTIONS: dict[str, Option] = {
         ),
         Option(
             "reduction",
-            _choice(REDUCTIONS),
+            parse.choice(REDUCTIONS),
             "auto",
             "how the loss reduces over the batch (default auto: a sum or a mean)",
             get=lambda o: o.reduction,
-            words=_text,
+            words=parse.text,
             group=_ACTIVATIONS,
             metavar="{" + ",".join(REDUCTIONS) + "}",
             example="auto",
@@ -476,7 +290,7 @@ class _Source:
         if self.kind == "cli":
             try:
                 value = option.parse(option.example, "")
-            except _Rejected:  # an example path need not exist here
+            except parse.Rejected:  # an example path need not exist here
                 value = option.example
             return "Pass e.g. " + shlex.join(option.flags(value))
         if self.kind == "table":
@@ -492,7 +306,7 @@ class _Source:
     def parse(self, option: Option, value: Any) -> Any:
         try:
             return option.parse(value, self.name(option))
-        except _Rejected as bad:
+        except parse.Rejected as bad:
             fix = f"{self.example(option)}.{bad.hint}"
             raise self.reject(option, bad.expected, repr(bad.received), fix) from None
         except LossAuditError as exc:  # a check shared with other callers (check_mapping)
@@ -589,9 +403,7 @@ class LossOptions:
 
     def anchor_values(self) -> tuple[tuple[float, float], ...]:
         """The anchor sizes in the layout's unit, as the user gives them (none: 1.0 image)."""
-        scales = _anchor_scales(
-            self.layout, self.frame(), self.scales, len(self.codec.anchor_sizes)
-        )
+        scales = anchor_scales(self.layout, self.frame(), self.scales, len(self.codec.anchor_sizes))
         if all(k == (1.0, 1.0) for k in scales):
             return self.codec.anchor_sizes
         # Converted back from image fractions: 12 digits drop the conversion's rounding noise.
@@ -778,42 +590,6 @@ def _check_scales(
     values["grid"] = scales[0]
 
 
-def _unit_scale(layout: Layout, frame: Frame) -> tuple[float, float]:
-    """``(across, down)``: one image in the layout's anchor unit."""
-    return {
-        "image": (1.0, 1.0),
-        "grid": (float(frame.spec.W), float(frame.spec.H)),
-        "pixels": (float(frame.input_size[1]), float(frame.input_size[0])),
-    }[layout.anchor_unit]
-
-
-def _anchor_scales(
-    layout: Layout, frame: Frame, scales: tuple[tuple[int, int], ...], count: int
-) -> list[tuple[float, float]]:
-    """``(across, down)`` per anchor: one image in the layout's unit, at the anchor's own scale
-    (grid units differ per scale; an anchor two scales share takes the first one's)."""
-    if not scales or layout.anchor_unit != "grid":
-        return [_unit_scale(layout, frame)] * count
-    owner = {}
-    for k, group in enumerate(layout.anchor_groups(count, len(scales))):
-        for i in group:
-            owner.setdefault(i, k)
-    return [
-        (float(scales[owner.get(i, 0)][1]), float(scales[owner.get(i, 0)][0])) for i in range(count)
-    ]
-
-
-def _image_fractions(
-    sizes: tuple[tuple[float, float], ...],
-    layout: Layout,
-    frame: Frame,
-    scales: tuple[tuple[int, int], ...] = (),
-) -> tuple[tuple[float, float], ...]:
-    """Anchor sizes given in the layout's unit, as image fractions."""
-    units = _anchor_scales(layout, frame, scales, len(sizes))
-    return tuple((w / a, h / d) for (w, h), (a, d) in zip(sizes, units, strict=True))
-
-
 def _build(values: Mapping[str, Any]) -> LossOptions:
     """Where each option's value goes."""
     h, w = values["grid"]
@@ -827,7 +603,7 @@ def _build(values: Mapping[str, Any]) -> LossOptions:
     layout: Layout = values["layout"]
     scales = tuple(values["scales"])
     frame = Frame(spec, Codec(), values["input-size"] or (0, 0), scales=scales)
-    fractions = _image_fractions(values["anchor-sizes"], layout, frame, scales)
+    fractions = image_fractions(values["anchor-sizes"], layout, frame, scales)
     if not all(0 < v <= 10 for pair in fractions for v in pair):
         unit = {"image": "image fractions", "grid": "grid cells", "pixels": "pixels"}
         raise InvalidSpec(

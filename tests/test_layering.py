@@ -46,6 +46,7 @@ STAGE = {
     "strategies": "generation",
     "scenarios": "generation",
     "layouts": "generation",  # calling conventions: scenes to a loss's own arguments
+    "parsers": "generation",  # option values read from text, TOML or Python
     "options": "generation",  # the one loss-options schema (layouts' options included)
     "adapter": "adapter",
     "harness": "adapter",  # the Keras/TensorFlow training harness

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lossaudit import options
+from lossaudit import parsers
 from lossaudit.audit import reproduce_command
 from lossaudit.cli import build_parser, main
 from lossaudit.config import parse_losses
@@ -177,7 +177,7 @@ def test_an_option_added_to_the_table_reaches_every_front_end(monkeypatch, capsy
 
     def parse_colour(value, name):
         if value not in ("red", "blue"):
-            raise options._Rejected("red | blue", value)
+            raise parsers.Rejected("red | blue", value)
         return value
 
     colour = Option(

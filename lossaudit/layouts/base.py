@@ -37,12 +37,15 @@ __all__ = [
     "Frame",
     "Layout",
     "accepts",
+    "anchor_scales",
     "box_list",
     "consecutive_groups",
     "detector_mask",
     "flat",
     "image_boxes",
+    "image_fractions",
     "loss_keywords",
+    "unit_scale",
 ]
 
 AnchorUnit = Literal["image", "grid", "pixels"]
@@ -368,3 +371,39 @@ class Layout:
                 f"Pass a square grid, e.g. --grid {side} (grid = {side} in [tool.lossaudit], "
                 f"GridSpec(H={side}, W={side}) in Python).",
             )
+
+
+def unit_scale(layout: Layout, frame: Frame) -> tuple[float, float]:
+    """``(across, down)``: one image in the layout's anchor unit."""
+    return {
+        "image": (1.0, 1.0),
+        "grid": (float(frame.spec.W), float(frame.spec.H)),
+        "pixels": (float(frame.input_size[1]), float(frame.input_size[0])),
+    }[layout.anchor_unit]
+
+
+def anchor_scales(
+    layout: Layout, frame: Frame, scales: tuple[tuple[int, int], ...], count: int
+) -> list[tuple[float, float]]:
+    """``(across, down)`` per anchor: one image in the layout's unit, at the anchor's own scale
+    (grid units differ per scale; an anchor two scales share takes the first one's)."""
+    if not scales or layout.anchor_unit != "grid":
+        return [unit_scale(layout, frame)] * count
+    owner = {}
+    for k, group in enumerate(layout.anchor_groups(count, len(scales))):
+        for i in group:
+            owner.setdefault(i, k)
+    return [
+        (float(scales[owner.get(i, 0)][1]), float(scales[owner.get(i, 0)][0])) for i in range(count)
+    ]
+
+
+def image_fractions(
+    sizes: tuple[tuple[float, float], ...],
+    layout: Layout,
+    frame: Frame,
+    scales: tuple[tuple[int, int], ...] = (),
+) -> tuple[tuple[float, float], ...]:
+    """Anchor sizes given in the layout's unit, as image fractions."""
+    units = anchor_scales(layout, frame, scales, len(sizes))
+    return tuple((w / a, h / d) for (w, h), (a, d) in zip(sizes, units, strict=True))
