@@ -231,44 +231,28 @@ def test_anchors_in_the_layouts_unit_from_a_file():
     assert "1.08,1.19" in options.to_flags()
 
 
-def test_yad2k_cli_without_a_wrapper(tmp_path):
-    """The done-means command: a YAD2K-style file audited as it is, per component."""
-    out = tmp_path / "report.json"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "lossaudit.cli",
-            "report",
-            f"{ROOT / 'fixtures/losses/yad2k_style.py'}:yolo_loss",
-            "--layout",
-            "yad2k",
-            "--grid",
-            "5",
-            "--anchors-file",
-            str(ROOT / YAD2K_ANCHORS),
-            "--only",
-            "coordinates.decreases_as_boxes_converge",
-            "--only",
-            "confidence.decreases_as_confidence_rises",
-            "--profile",
-            "ci",
-            "--max-examples",
-            "5",
-            "--format",
-            "json",
-            "--out",
-            str(out),
-        ],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        timeout=600,
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+def _report_json(tmp_path, target, *flags):
+    """``lossaudit report TARGET FLAGS --profile ci --format json`` in a subprocess, as a user
+    runs it from another directory; the report as a dict (exit code 0 asserted)."""
     import json
 
-    report = json.loads(out.read_text())
+    out = tmp_path / "report.json"
+    argv = [sys.executable, "-m", "lossaudit.cli", "report", target, *flags]
+    argv += ["--profile", "ci", "--format", "json", "--out", str(out)]
+    proc = subprocess.run(argv, capture_output=True, text=True, cwd=tmp_path, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return json.loads(out.read_text())
+
+
+def test_yad2k_cli_without_a_wrapper(tmp_path):
+    """The done-means command: a YAD2K-style file audited as it is, per component."""
+    report = _report_json(
+        tmp_path,
+        f"{ROOT / 'fixtures/losses/yad2k_style.py'}:yolo_loss",
+        *("--layout", "yad2k", "--grid", "5", "--anchors-file", str(ROOT / YAD2K_ANCHORS)),
+        *("--only", "coordinates.decreases_as_boxes_converge"),
+        *("--only", "confidence.decreases_as_confidence_rises", "--max-examples", "5"),
+    )
     assert report["components"]["coordinates"] == ["box_coord_loss"]
     assert report["components"]["confidence"] == ["conf_loss"]
     assert report["spec"]["anchors"] == 5
@@ -662,41 +646,12 @@ def test_keras_yolo2_square_only_loss_says_to_use_a_square_grid():
 
 def test_yolov3_tf2_cli_without_a_wrapper(tmp_path):
     """The done-means command for yolov3-tf2: the factory audited as it is, anchors once."""
-    out = tmp_path / "report.json"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "lossaudit.cli",
-            "report",
-            f"{ROOT / 'fixtures/losses/yolov3_tf2_style.py'}:YoloLoss",
-            "--layout",
-            "yolov3-tf2",
-            "--grid",
-            "13",
-            "--anchor-sizes",
-            "0.0240,0.0312",
-            "0.0385,0.0721",
-            "0.0793,0.0553",
-            "--only",
-            "total.decreases_as_boxes_converge",
-            "--profile",
-            "ci",
-            "--max-examples",
-            "3",
-            "--format",
-            "json",
-            "--out",
-            str(out),
-        ],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        timeout=600,
+    report = _report_json(
+        tmp_path,
+        f"{ROOT / 'fixtures/losses/yolov3_tf2_style.py'}:YoloLoss",
+        *("--layout", "yolov3-tf2", "--grid", "13"),
+        *("--anchor-sizes", "0.0240,0.0312", "0.0385,0.0721", "0.0793,0.0553"),
+        *("--only", "total.decreases_as_boxes_converge", "--max-examples", "3"),
     )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    import json
-
-    report = json.loads(out.read_text())
     assert report["spec"]["anchors"] == 3 and report["spec"]["H"] == report["spec"]["W"] == 13
     assert [r["status"] for r in report["results"]] == ["pass"]
