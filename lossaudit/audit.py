@@ -25,6 +25,7 @@ from lossaudit.errors import InvalidArgument, LossError, invalid
 from lossaudit.findings import Analysis
 from lossaudit.layouts import Frame, get_layout
 from lossaudit.options import LossOptions
+from lossaudit.properties._helpers import measure_one_class
 from lossaudit.properties.registry import Context, NonFinite, Outcome, Property
 from lossaudit.report import Report, Result
 from lossaudit.scenarios import Case, noisy, perfect
@@ -312,6 +313,17 @@ def _probe(adapter: Adapter, spec: GridSpec, codec: Codec) -> tuple[Any, str | N
         return adapter.evaluate(noisy(scene, codec, seed=0)), None
     except LossError as exc:
         return None, str(exc)
+
+
+def _measure(ctx: Context, worker: Worker) -> None:
+    """What the properties' applicability rests on, measured once before they run (the
+    one-class rule, :func:`~lossaudit.properties._helpers.measure_one_class`). A loss that
+    fails or hangs here keeps the codec's rule; its properties then report the failure."""
+    try:
+        worker.run(lambda: measure_one_class(ctx), ctx.settings.time_limit, "a probe")
+    except Exception:
+        pass
+    ctx.seen.clear()
 
 
 def _load_loss(loss: Any) -> Any:
@@ -639,6 +651,7 @@ def _audit_frame(
             stats=stats,
         )
     ctx = Context(adapter, spec, codec, settings, probe.roles, probe.total_given)
+    _measure(ctx, worker)
     results, hung_in = _run_all(selected, ctx, target, components, worker, progress, calling)
     analysis, hung = Analysis(), False
     if hung_in is None and analyse_loss:

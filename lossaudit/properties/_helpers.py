@@ -9,9 +9,10 @@ from typing import Any
 import numpy as np
 from hypothesis import strategies as st
 
+from lossaudit import scenarios as sc
 from lossaudit import strategies as ls
 from lossaudit.properties.registry import Context, Outcome
-from lossaudit.spec import CLS0, OBJ_CH, Scene
+from lossaudit.spec import CLS0, OBJ_CH, Obj, Scene
 from lossaudit.status import Status
 
 #: Absolute and relative tolerance for "unchanged" and "never increases" (float32 sums).
@@ -43,9 +44,62 @@ def tol(v: float, atol: float = ATOL, rtol: float = RTOL) -> float:
 
 
 def one_class_softmax(ctx: Context) -> bool:
-    """One class under softmax: the class term is constant by construction (see
-    ``classification.single_class``), so the other classification checks do not apply."""
-    return ctx.spec.classes == 1 and ctx.codec.cls == "softmax"
+    """One class under softmax and the class term measured constant (see
+    ``classification.single_class``), so the other classification checks do not apply.
+
+    The codec alone does not decide: a term that does move with one class (a softmax over the
+    anchors instead of the classes, or over ``[obj, class]``) is checked like any other. When
+    the measurement was not made (:func:`measure_one_class` not called) the codec decides.
+    """
+    return (
+        ctx.spec.classes == 1
+        and ctx.codec.cls == "softmax"
+        and ctx.cache.get(ONE_CLASS_MEASURED, True) is True
+    )
+
+
+#: ``Context.cache`` key: whether the class term was measured constant with one class.
+ONE_CLASS_MEASURED = "one class: class term constant"
+
+
+def class_response(
+    ctx: Context, role: str, cases: Sequence[Any]
+) -> tuple[list[float], float, bool]:
+    """``(values, largest class-channel gradient, constant)`` of ``role`` on ``cases``.
+
+    Constant means the values agree within the tolerance and the class channels (of every
+    anchor) get at most 1e-9 of gradient: rounding leaves ~1e-15 through a softmax over one
+    logit, while a term that can train sends orders of magnitude more.
+    """
+    evs = [ctx.evaluate(c) for c in cases]
+    values = [e.values[role] for e in evs]
+    grad = max(float(np.abs(e.grads[role][..., CLS0:]).max(initial=0.0)) for e in evs)
+    constant = max(values) - min(values) <= tol(values[0]) and grad <= 1e-9
+    return values, grad, bool(constant)
+
+
+def measure_one_class(ctx: Context) -> None:
+    """With one class under softmax, measure whether the class term (or, for a loss that
+    reports only its total, the total as the class logits move) is constant, and record it for
+    :func:`one_class_softmax`. Two objects in different cells and anchor slots; the true-class
+    logit at -6, 0 and +3, and for a class term also two noisy predictions."""
+    if not (ctx.spec.classes == 1 and ctx.codec.cls == "softmax"):
+        return
+    spec = ctx.spec
+    objects = [Obj(0, 0, 0, 0, 0.5, 0.5, 0.3, 0.3, 0)]
+    if spec.H * spec.W > 1 or spec.anchors > 1:
+        objects.append(
+            Obj(spec.batch - 1, spec.H - 1, spec.W - 1, spec.anchors - 1, 0.3, 0.6, 0.2, 0.4, 0)
+        )
+    if len({o.slot for o in objects}) < len(objects):
+        objects = objects[:1]
+    scene = Scene(spec, tuple(objects))
+    role = "classification" if "classification" in ctx.roles else "total"
+    perfect = sc.perfect(scene, ctx.codec)
+    cases = [sc.set_class_logit(perfect, ctx.codec, logit=v, cls="true") for v in (-6.0, 0.0, 3.0)]
+    if role != "total":
+        cases += [sc.noisy(scene, ctx.codec, seed=s) for s in (0, 1)]
+    ctx.cache[ONE_CLASS_MEASURED] = class_response(ctx, role, cases)[2]
 
 
 ONE_CLASS_SKIP = "one class under softmax: see classification.single_class"

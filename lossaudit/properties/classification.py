@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 from hypothesis import strategies as st
 
 from lossaudit import scenarios as sc
@@ -13,14 +12,13 @@ from lossaudit.properties._helpers import (
     LOGIT_PATH,
     ONE_CLASS_SKIP,
     cells_where,
+    class_response,
     fmt,
     one_class_softmax,
     path_outcome,
     scene_draws,
-    tol,
 )
 from lossaudit.properties.registry import Context, Outcome, prop
-from lossaudit.spec import CLS0
 
 
 def _single_applies(ctx: Context, role: str) -> str | None:
@@ -57,14 +55,9 @@ def single_class(ctx: Context, role: str, d: dict[str, Any]) -> Outcome:
     ]
     if role != "total":
         cases.insert(0, sc.noisy(scene, ctx.codec, seed=d["seed"]))
-    evs = [ctx.evaluate(c) for c in cases]
-    values = [e.values[role] for e in evs]
+    values, _, constant = class_response(ctx, role, cases)
     mask = scene.object_mask()
-    grad = max(float(np.abs(e.grads[role][..., CLS0:][mask]).max(initial=0.0)) for e in evs)
-    constant = max(values) - min(values) <= tol(values[0])
-    # Rounding leaves ~1e-15 of gradient through a softmax over one logit; a term that can
-    # train sends orders of magnitude more.
-    if constant and grad <= 1e-9:
+    if constant:
         what = (
             f"{role} is {fmt(values[0])} on every prediction tried ({len(values)}) and sends no "
             "gradient to the class channel"

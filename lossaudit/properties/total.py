@@ -12,7 +12,7 @@ from lossaudit import scenarios as sc
 from lossaudit import strategies as ls
 from lossaudit.components import base_roles
 from lossaudit.errors import LossError
-from lossaudit.properties._helpers import fmt, path_outcome, scene_draws, tol
+from lossaudit.properties._helpers import ZERO_GRAD, fmt, path_outcome, scene_draws, tol
 from lossaudit.properties.coordinates import converge_draws, converge_path
 from lossaudit.properties.registry import Context, NonFinite, Outcome, prop
 
@@ -317,6 +317,55 @@ def other_grid_size(ctx: Context, role: str, d: dict[str, Any]) -> Outcome:
     return out
 
 
+#: The channel groups whose gradients must scale alike when the batch is repeated.
+_GROUPS = (
+    ("x, y", slice(0, 2)),
+    ("w, h", slice(2, 4)),
+    ("obj", slice(4, 5)),
+    ("classes", slice(5, None)),
+)
+
+
+def _uneven_gradients(
+    g1: dict[str, np.ndarray], g2: dict[str, np.ndarray], ratios: dict[str, float]
+) -> Outcome | None:
+    """Within each component, the gradient on every channel group scales with the repeated
+    batch as the value does (per element: x1 for a batch sum, x0.5 for a mean). A component
+    whose x, y part is a mean over every anchor while its w, h part is a batch sum has a value
+    ratio within tolerance of x2, yet its x, y gradient halves."""
+    for r, k in ratios.items():
+        b = g1[r].shape[0]
+        norms = {
+            label: (
+                float(np.linalg.norm(g1[r][..., sl])),
+                float(np.linalg.norm(g2[r][:b][..., sl])),
+            )
+            for label, sl in _GROUPS
+        }
+        largest = max(n1 for n1, _ in norms.values())
+        factors = {
+            label: n2 / n1 for label, (n1, n2) in norms.items() if n1 > 1e-4 * largest + ZERO_GRAD
+        }
+        want = k / 2
+        off = {label: f for label, f in factors.items() if abs(f - want) > 1e-2 * want}
+        if off:
+            shown = ", ".join(f"{label} x{fmt(f)}" for label, f in factors.items())
+            return Outcome(
+                "fail",
+                expected=(
+                    f"a batch repeated twice scales the gradient of every channel of {r} alike, "
+                    f"as its value (x{fmt(k)}: x{fmt(want)} per element)"
+                ),
+                observed=(
+                    f"the gradient of {r} per element scales by {shown}: its parts reduce over the "
+                    "batch differently (one is a mean where the others are sums), so their "
+                    "gradients depend on the batch size differently"
+                ),
+                values={"ratio": k, "gradient_factors": factors},
+            )
+    return None
+
+
 def _reduction_draws(ctx: Context, role: str) -> st.SearchStrategy[Any]:
     return st.fixed_dictionaries(
         {
@@ -335,10 +384,14 @@ def _reduction_draws(ctx: Context, role: str) -> st.SearchStrategy[Any]:
 )
 def reduction_consistent(ctx: Context, role: str, d: dict[str, Any]) -> Outcome:
     """A batch repeated twice gives every component 2x its value (a sum over the batch) or 1x
-    (a mean), the same factor for all components and as declared (``reduction``)."""
+    (a mean), the same factor for all components and as declared (``reduction``); and within
+    each component the gradient of every channel group (x, y; w, h; obj; classes) scales alike,
+    so a part that is a mean among sums shows even when its share of the value is too small to
+    move the value's factor."""
     case = sc.noisy(d["scene"], ctx.codec, seed=d["seed"])
     twice = sc.repeated(case, 2)
-    v1, v2 = ctx.evaluate(case).values, ctx.evaluate(twice).values
+    e1, e2 = ctx.evaluate(case), ctx.evaluate(twice)
+    v1, v2 = e1.values, e2.values
     ratios = {}
     for r in ctx.roles:
         if not (np.isfinite(v1[r]) and np.isfinite(v2[r])):
@@ -352,6 +405,10 @@ def reduction_consistent(ctx: Context, role: str, d: dict[str, Any]) -> Outcome:
     shown = ", ".join(f"{r} x{fmt(k)}" for r, k in ratios.items())
     off = {r: k for r, k in ratios.items() if not any(abs(k - a) <= 1e-3 * a for a in allowed)}
     kinds = {round(k) for k in ratios.values() if not off}
+    if not off and len(kinds) == 1:
+        uneven = _uneven_gradients(e1.grads, e2.grads, ratios)
+        if uneven is not None:
+            return uneven
     if off or len(kinds) > 1:
         want = {
             "sum": "2x (a sum over the batch)",
