@@ -24,6 +24,7 @@ from lossaudit.counterexamples import MAX_CELLS, counterexample
 from lossaudit.errors import InvalidArgument, LossError, invalid
 from lossaudit.findings import Analysis
 from lossaudit.layouts import Frame, get_layout
+from lossaudit.legacy import notes as legacy_notes
 from lossaudit.options import LossOptions
 from lossaudit.properties._helpers import measure_one_class
 from lossaudit.properties.registry import Context, NonFinite, Outcome, Property
@@ -477,6 +478,7 @@ def _notes(adapter: Adapter, probe: Any | None) -> tuple[str, ...]:
             f"called through layout {layout.name!r} ({scale}input {frame.input_size[1]}x"
             f"{frame.input_size[0]} px; anchors in {_UNITS[layout.anchor_unit]}: {anchors})"
         )
+    notes += legacy_notes(adapter.loss)
     if adapter.graph_error:
         notes.append(
             f"the loss could not be traced with tf.function and ran eagerly: {adapter.graph_error}"

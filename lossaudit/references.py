@@ -13,9 +13,9 @@ import importlib
 import importlib.util
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from lossaudit.errors import LossAuditError, did_you_mean
 
@@ -66,7 +66,41 @@ def _split(ref: str, error: type[LossAuditError], what: str) -> tuple[str, str]:
     return where, name
 
 
-def _import_file(path: Path, error: type[LossAuditError]) -> Any:
+class Shims(Protocol):
+    """How a caller helps old code import (:mod:`lossaudit.legacy` for targets): a context
+    around each attempt, whether to try again after an ``ImportError``, and a last step on the
+    imported module."""
+
+    def context(self) -> contextlib.AbstractContextManager[Any]: ...
+
+    def retry(self, exc: ImportError) -> bool: ...
+
+    def loaded(self, module: Any) -> None: ...
+
+
+#: Stand-ins one import may need before it gives up (one per missing old name).
+_MAX_ATTEMPTS = 20
+
+
+def _attempts(shims: Shims | None, load: Callable[[], Any], forget: Callable[[], None]) -> Any:
+    """``load()``, retried while ``shims`` can mend the ``ImportError`` it raised."""
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            if shims is None:
+                return load()
+            with shims.context():
+                module = load()
+            shims.loaded(module)
+            return module
+        except ImportError as exc:
+            forget()
+            if shims is None or attempt >= _MAX_ATTEMPTS or not shims.retry(exc):
+                raise
+
+
+def _import_file(path: Path, error: type[LossAuditError], shims: Shims | None = None) -> Any:
     if not path.exists():
         siblings = [p.name for p in path.parent.glob("*.py")] if path.parent.is_dir() else []
         hint = "Check the path" + (
@@ -87,14 +121,20 @@ def _import_file(path: Path, error: type[LossAuditError]) -> Any:
     spec = importlib.util.spec_from_file_location(module_name, path)
     if spec is None or spec.loader is None:
         raise error(f"cannot load {str(path)!r} as a Python module. Check that it is readable.")
-    module = importlib.util.module_from_spec(spec)
     for extra in (str(path.resolve().parent), os.getcwd()):
         if extra not in sys.path:
             sys.path.insert(0, extra)
-    sys.modules[module_name] = module
+
+    def load() -> Any:
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[module_name] = module
+        spec.loader.exec_module(module)
+        return module
+
     try:
         with as_imported(repr(str(path)), error):
-            spec.loader.exec_module(module)
+            module = _attempts(shims, load, lambda: sys.modules.pop(module_name, None))
     except LossAuditError:
         sys.modules.pop(module_name, None)
         raise
@@ -107,12 +147,14 @@ def _import_file(path: Path, error: type[LossAuditError]) -> Any:
     return module
 
 
-def _import_module(name: str, error: type[LossAuditError]) -> Any:
+def _import_module(name: str, error: type[LossAuditError], shims: Shims | None = None) -> Any:
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
     try:
         with as_imported(repr(name), error):
-            return importlib.import_module(name)
+            return _attempts(
+                shims, lambda: importlib.import_module(name), lambda: sys.modules.pop(name, None)
+            )
     except LossAuditError:
         raise
     except ModuleNotFoundError as exc:
@@ -131,12 +173,24 @@ def _import_module(name: str, error: type[LossAuditError]) -> Any:
         ) from exc
 
 
-def resolve(ref: str, *, error: type[LossAuditError], what: str, expected: str) -> Any:
+def resolve(
+    ref: str,
+    *,
+    error: type[LossAuditError],
+    what: str,
+    expected: str,
+    shims: Shims | None = None,
+) -> Any:
     """The object ``ref`` names; ``what`` names it in messages ("target", "layout") and
-    ``expected`` says what the name should be ("a loss function", "a Layout")."""
+    ``expected`` says what the name should be ("a loss function", "a Layout"). ``shims`` help
+    old code import (see :class:`Shims`)."""
     where, name = _split(ref, error, what)
     looks_like_file = where.endswith(".py") or os.sep in where or "/" in where
-    module = _import_file(Path(where), error) if looks_like_file else _import_module(where, error)
+    module = (
+        _import_file(Path(where), error, shims)
+        if looks_like_file
+        else _import_module(where, error, shims)
+    )
     obj: Any = module
     for part in name.split("."):
         if not hasattr(obj, part):

@@ -34,11 +34,14 @@ def load_target(target: str | None) -> tuple[Any, str]:
 
     # Quietly, before the user's module imports it with all its start-up logging.
     import_tensorflow()
+    from lossaudit.legacy import LegacyShims
+
     obj = resolve(
         target,
         error=TargetError,
         what="target",
         expected="a loss function, a Keras Loss instance or a Loss class",
+        shims=LegacyShims(),
     )
     if isinstance(obj, type):
         try:

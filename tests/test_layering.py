@@ -51,6 +51,7 @@ STAGE = {
     "adapter": "adapter",
     "harness": "adapter",  # the Keras/TensorFlow training harness
     "calling": "adapter",  # calling a loss: quiet TensorFlow, errors, summaries, returns
+    "legacy": "adapter",  # the TF1 / Keras 2 bridge for old loss code
     "properties": "properties",
     "audit": "audit",
     "report": "audit",
@@ -75,7 +76,7 @@ STAGE = {
 
 #: Only these modules (and their submodules) may import TensorFlow or Keras, and only inside
 #: functions: importing them (as ``import lossaudit`` does the adapter) must stay light...
-TENSORFLOW_ALLOWED = {"adapter", "harness", "calling", "keras", "examples", "layouts"}
+TENSORFLOW_ALLOWED = {"adapter", "harness", "calling", "keras", "examples", "layouts", "legacy"}
 #: ... where the example losses (user code, run as a user would write it) may do so at the top.
 TENSORFLOW_AT_TOP_LEVEL = {"examples"}
 #: Keras 3 imports its TensorFlow backend, so importing it is importing TensorFlow.
