@@ -22,10 +22,11 @@ TensorFlow is imported lazily, inside functions, so ``import lossaudit`` stays c
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -74,7 +75,7 @@ class Evaluation:
 
     values: dict[str, float]
     per_sample: dict[str, np.ndarray]
-    grads: dict[str, np.ndarray]
+    grads: Mapping[str, np.ndarray]
     connected: dict[str, bool]
     total_given: bool
     names: dict[str, tuple[str, ...]] = field(default_factory=dict)
@@ -82,6 +83,29 @@ class Evaluation:
     @property
     def roles(self) -> tuple[str, ...]:
         return tuple(r for r in COMPONENTS if r in self.values)
+
+
+class _LazyGrads(Mapping[str, np.ndarray]):
+    """The gradients of an evaluation whose values were kept but whose gradients were let go
+    (they are megabytes at real shapes): computed again on first use, then held."""
+
+    def __init__(self, compute: Callable[[], Mapping[str, np.ndarray]]):
+        self._compute: Callable[[], Mapping[str, np.ndarray]] | None = compute
+        self._grads: Mapping[str, np.ndarray] = {}
+
+    def _loaded(self) -> Mapping[str, np.ndarray]:
+        if self._compute is not None:
+            self._grads, self._compute = self._compute(), None
+        return self._grads
+
+    def __getitem__(self, role: str) -> np.ndarray:
+        return self._loaded()[role]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._loaded())
+
+    def __len__(self) -> int:
+        return len(self._loaded())
 
 
 def _host_view(tensor: Any) -> np.ndarray:
@@ -92,6 +116,12 @@ def _host_view(tensor: Any) -> np.ndarray:
         view = tensor.numpy()
     view.flags.writeable = False
     return view
+
+
+#: Evaluations whose values the adapter keeps (a few hundred bytes each).
+_VALUES_KEPT = 50_000
+#: Bytes of gradients the adapter keeps (72 evaluations of a 52x52x3x85 grid, 5 components).
+_GRADIENT_BYTES = 2**30
 
 
 class Adapter:
@@ -112,7 +142,7 @@ class Adapter:
         layout: Layout | None = None,
         frame: Frame | None = None,
         names: tuple[str, ...] = (),
-        cache_size: int = 256,
+        cache_size: int = 4096,
     ):
         self.loss = loss
         self.layout = layout or CANONICAL
@@ -127,6 +157,10 @@ class Adapter:
         self._trace_errors: dict[tuple[str, tuple[int, ...], bool], Exception] = {}
         self._cache: OrderedDict[tuple[str, bytes], Evaluation] = OrderedDict()
         self._cache_size = cache_size
+        #: Every evaluation's values (bytes each), long after its gradients left ``_cache``:
+        #: properties revisit cases (the perfect prediction of a scene, a path's first step)
+        #: more often than they need those cases' gradients again.
+        self._values: OrderedDict[tuple[str, bytes], Evaluation] = OrderedDict()
         self._truths: OrderedDict[Any, dict[str, np.ndarray]] = OrderedDict()
         self.graph_error: str | None = None
         #: One forward pass per component's gradient, for losses whose ops allow one gradient
@@ -298,13 +332,23 @@ class Adapter:
         """
         mode = mode or self.default_mode
         y_pred = np.ascontiguousarray(case.y_pred, dtype=np.float32)
-        flipped = case.scene.flipped
         # The truth-side inputs are a function of the scene (hashable, a few objects), so only
         # the predictions are hashed; sha1 is the fastest full-content digest hashlib offers.
         key = (mode, case.scene, y_pred.shape, hashlib.sha1(y_pred.data).digest())
         if key in self._cache:
             self._cache.move_to_end(key)
             return self._cache[key]
+        kept = self._values.get(key)
+        if kept is not None:
+            self._values.move_to_end(key)
+            return dataclasses.replace(
+                kept, grads=_LazyGrads(lambda: self._evaluate(case, mode, y_pred, key).grads)
+            )
+        return self._evaluate(case, mode, y_pred, key)
+
+    def _evaluate(self, case: Case, mode: str, y_pred: np.ndarray, key: Any) -> Evaluation:
+        """:meth:`evaluate` on a cache miss: call the loss, keep the result."""
+        flipped = case.scene.flipped
         y_true = self._inputs(case.scene)
         try:
             result = self._call(mode, y_true, y_pred, flipped)
@@ -335,9 +379,12 @@ class Adapter:
         self._cache[key] = result
         # Bounded by count and by the gradients' bytes (large grids carry big gradients).
         while len(self._cache) > 1 and (
-            len(self._cache) > self._cache_size or self._cache_bytes() > 256 * 2**20
+            len(self._cache) > self._cache_size or self._cache_bytes() > _GRADIENT_BYTES
         ):
             self._cache.popitem(last=False)
+        self._values[key] = dataclasses.replace(result, grads={})
+        while len(self._values) > _VALUES_KEPT:
+            self._values.popitem(last=False)
         return result
 
     def _inputs(self, scene: Any) -> dict[str, np.ndarray]:
