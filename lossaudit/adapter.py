@@ -161,6 +161,10 @@ class Adapter:
         #: properties revisit cases (the perfect prediction of a scene, a path's first step)
         #: more often than they need those cases' gradients again.
         self._values: OrderedDict[tuple[str, bytes], Evaluation] = OrderedDict()
+        #: Values from a forward pass only (:meth:`values`), and that pass, traced once.
+        self._forward_values: OrderedDict[tuple[str, bytes], dict[str, float]] = OrderedDict()
+        self._forward_only: Any = None
+        self._values_failed = False
         self._truths: OrderedDict[Any, dict[str, np.ndarray]] = OrderedDict()
         self.graph_error: str | None = None
         #: One forward pass per component's gradient, for losses whose ops allow one gradient
@@ -313,6 +317,45 @@ class Adapter:
         if mode == "eager":
             return run
         return tf.function(run, jit_compile=(mode == "xla"))
+
+    def values(self, case: Case) -> dict[str, float]:
+        """The components' values on ``case`` (default mode). When no evaluation of it is at
+        hand, a forward pass only: a property that reads a value needs no gradient, and the
+        backward pass is most of a call's cost. Anything unusual (an eager-only loss, an error)
+        goes through :meth:`evaluate`, which reports it."""
+        mode = self.default_mode
+        y_pred = np.ascontiguousarray(case.y_pred, dtype=np.float32)
+        key = (mode, case.scene, y_pred.shape, hashlib.sha1(y_pred.data).digest())
+        for store in (self._cache, self._values):
+            if key in store:
+                return store[key].values
+        found = self._forward_values.get(key)
+        if found is not None:
+            return found
+        if mode != "graph" or self.separate_passes or self._values_failed:
+            return self.evaluate(case).values
+        tf = import_tensorflow()
+        try:
+            truth = {k: tf.constant(v) for k, v in self._inputs(case.scene).items()}
+            scalars = self._values_runner()(truth, tf.constant(y_pred), case.scene.flipped)
+            found = {r: float(v.numpy()) for r, v in scalars.items()}
+        except Exception:
+            self._values_failed = True
+            return self.evaluate(case).values
+        self.calls += 1
+        self._forward_values[key] = found
+        while len(self._forward_values) > _VALUES_KEPT:
+            self._forward_values.popitem(last=False)
+        return found
+
+    def _values_runner(self) -> Callable[..., Any]:
+        if self._forward_only is None:
+            tf = import_tensorflow()
+            forward = self.forward()
+            self._forward_only = tf.function(
+                lambda truth, y_pred, flipped=False: forward(truth, y_pred, flipped)[1]
+            )
+        return self._forward_only
 
     def _runner(self, mode: str) -> Callable[..., Any]:
         if mode not in self._compiled:
