@@ -602,11 +602,6 @@ def audit(
     return _merged(reports, frames, started)
 
 
-def _switched_on(options: LossOptions) -> frozenset[str]:
-    """The opt-in scenarios ``options`` switch on, by option name."""
-    return frozenset({"degenerate-boxes"} if options.degenerate_boxes else ())
-
-
 def _opted(
     selected: tuple[Property, ...], options: LossOptions, *, named: bool
 ) -> tuple[Property, ...]:
@@ -615,8 +610,7 @@ def _opted(
     opt-in scenario leaves the report exactly as it was without it."""
     if named:
         return selected
-    on = _switched_on(options)
-    return tuple(p for p in selected if not p.opt_in or p.opt_in in on)
+    return tuple(p for p in selected if not p.opt_in or p.opt_in in options.opt_in)
 
 
 def _audit_frame(
@@ -661,7 +655,7 @@ def _audit_frame(
             stats=stats,
         )
     ctx = Context(
-        adapter, spec, codec, settings, probe.roles, probe.total_given, opt_in=_switched_on(calling)
+        adapter, spec, codec, settings, probe.roles, probe.total_given, opt_in=calling.opt_in
     )
     results, hung_in = _run_all(selected, ctx, target, components, worker, progress, calling)
     analysis, hung = Analysis(), False

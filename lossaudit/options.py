@@ -403,6 +403,12 @@ class LossOptions:
             return [frames[self.only_scale]]
         return frames
 
+    @property
+    def opt_in(self) -> frozenset[str]:
+        """The opt-in scenarios these options switch on: the name of every ``switch`` option
+        that is on (``degenerate-boxes``), as properties name them (``Property.opt_in``)."""
+        return frozenset(o.name for o in OPTIONS.values() if o.arity == "switch" and o.get(self))
+
     def calling(self) -> dict[str, Any]:
         """How the loss is called and which opt-in scenarios run, as :func:`lossaudit.audit`
         keywords (``layout``, ``input_size``, ``loss_kwargs``, ``component_names``, ``scales``,
