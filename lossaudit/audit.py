@@ -514,6 +514,7 @@ def audit(
     scales: Any = None,
     only_scale: int | None = None,
     degenerate_boxes: bool = False,
+    factory: bool = False,
 ) -> Report:
     """Audit ``loss`` component by component and return a :class:`~lossaudit.report.Report`.
 
@@ -543,6 +544,10 @@ def audit(
             ``spec``'s grid is then ignored, ``spec.anchors`` is the count per scale and
             ``codec.anchor_sizes`` lists every scale's anchors. Each scale is audited in turn.
         only_scale: audit only this scale (its index in ``scales``).
+        factory: ``loss`` is a factory that makes the loss: it is called with the keyword
+            arguments its signature names among ``anchors`` (in the layout's unit), ``classes``,
+            ``num_classes``, ``grid``, ``scales`` and ``input_size``, plus ``loss_kwargs``, and
+            the loss it returns is audited (made again for every grid the audit uses).
         degenerate_boxes: also run the opt-in scenario of degenerate truth boxes (w or h of 0
             or 1e-7, boxes on the image border): ``total.finite_on_degenerate_boxes``. Off, that
             property is left out (skipped, saying how to switch it on, when ``only`` names it).
@@ -569,12 +574,13 @@ def audit(
             "scales": scales or None,
             "only_scale": only_scale,
             "degenerate_boxes": degenerate_boxes,
+            "factory": factory,
         },
         where="audit()",
     )
     calling = dataclasses.replace(calling, spec=spec, codec=codec, components=components)
     selected = _opted(props.select(only=only), calling, named=bool(only))
-    loss = _load_loss(loss)
+    loss = loss if calling.factory else _load_loss(loss)
     target = target or _target_name(loss)
     frames = calling.scale_frames()
     if not calling.scales:

@@ -37,7 +37,7 @@ from lossaudit import parsers as parse
 from lossaudit.components import MAPPABLE
 from lossaudit.errors import InvalidArgument, InvalidSpec, LossAuditError, did_you_mean
 from lossaudit.layouts import BUILT_IN, CANONICAL, Frame, Layout
-from lossaudit.layouts.base import anchor_scales, image_fractions
+from lossaudit.layouts.base import FACTORY_KEYWORDS, anchor_scales, as_given, image_fractions
 from lossaudit.settings import REDUCTIONS
 from lossaudit.spec import CLS_CHOICES, OBJ_CHOICES, WH_CHOICES, XY_CHOICES, Codec, GridSpec
 
@@ -263,6 +263,21 @@ OPTIONS: dict[str, Option] = {
             example="giou,conf,prob",
         ),
         Option(
+            "factory",
+            parse.switch,
+            False,
+            "the target makes the loss: it is called with the keyword arguments it names among "
+            f"{', '.join(FACTORY_KEYWORDS)} (from these options; anchors in the layout's "
+            "unit) and --loss-arg, and the loss it returns is audited, remade for every grid "
+            "the audit uses",
+            get=lambda o: o.factory,
+            words=lambda on: [],
+            group=_LAYOUT,
+            metavar="",
+            example=True,
+            arity="switch",
+        ),
+        Option(
             "reduction",
             parse.choice(REDUCTIONS),
             "auto",
@@ -375,6 +390,8 @@ class LossOptions:
     #: Also audit truth boxes of zero or tiny size and boxes on the image border (an opt-in
     #: scenario: ``total.finite_on_degenerate_boxes``).
     degenerate_boxes: bool = False
+    #: The target is a factory that makes the loss from these options (``--factory``).
+    factory: bool = False
 
     def scale_frames(self) -> list[Frame]:
         """One frame per scale to audit: its grid, its anchors and how it sits among the
@@ -405,14 +422,18 @@ class LossOptions:
 
     @property
     def opt_in(self) -> frozenset[str]:
-        """The opt-in scenarios these options switch on: the name of every ``switch`` option
+        """The opt-in scenarios these options switch on: the name of every scenario switch
         that is on (``degenerate-boxes``), as properties name them (``Property.opt_in``)."""
-        return frozenset(o.name for o in OPTIONS.values() if o.arity == "switch" and o.get(self))
+        return frozenset(
+            o.name
+            for o in OPTIONS.values()
+            if o.arity == "switch" and o.group == _SCENES and o.get(self)
+        )
 
     def calling(self) -> dict[str, Any]:
         """How the loss is called and which opt-in scenarios run, as :func:`lossaudit.audit`
         keywords (``layout``, ``input_size``, ``loss_kwargs``, ``component_names``, ``scales``,
-        ``only_scale``, ``degenerate_boxes``)."""
+        ``only_scale``, ``factory``, ``degenerate_boxes``)."""
         return {
             "layout": self.layout,
             "input_size": self.input_size,
@@ -420,6 +441,7 @@ class LossOptions:
             "component_names": self.component_names,
             "scales": self.scales,
             "only_scale": self.only_scale,
+            "factory": self.factory,
             "degenerate_boxes": self.degenerate_boxes,
         }
 
@@ -541,6 +563,14 @@ def _collect(source: _Source, given: Mapping[str, Any]) -> LossOptions:
         )
     elif sizes and "anchors" not in given:
         values["anchors"] = len(sizes)
+    if values["factory"] and layout.build is not as_given:
+        raise source.reject(
+            OPTIONS["factory"],
+            "a layout that calls the target as the loss",
+            f"layout {layout.name!r}, which builds the loss from the target itself",
+            f"Drop {source.name(OPTIONS['factory'])}: this layout already makes the loss "
+            "from the options.",
+        )
     if layout.square:
         _check_square(source, layout, given, values)
     anchors = values["anchors"]
@@ -659,6 +689,7 @@ def _build(values: Mapping[str, Any]) -> LossOptions:
         scales=scales,
         only_scale=values["only-scale"],
         degenerate_boxes=values["degenerate-boxes"],
+        factory=values["factory"],
     )
 
 

@@ -220,7 +220,7 @@ class LossCollector(pytest.Collector):
 
         target = self.audited.target
         if isinstance(target, str):
-            loss, label = load_target(target)
+            loss, label = load_target(target, factory=self.audited.options.factory)
         else:
             loss, label = target, f"{self.path.name}:{self.name}"
         settings = _settings(self.config, label).replace(reduction=self.audited.reduction)

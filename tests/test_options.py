@@ -72,6 +72,7 @@ TABLES = [
     ),
     ({"degenerate-boxes": True, "classes": 2}, "--classes 2 --degenerate-boxes"),
     ({"degenerate-boxes": False}, []),
+    ({"factory": True, "anchors": 1}, "--anchors 1 --factory"),
 ]
 
 
