@@ -5,10 +5,22 @@ Run::
     python benchmarks/bench_audit.py                     # seed + mse reference, four shapes
     python benchmarks/bench_audit.py --shapes 3x4x2x1 --targets seed --repeat 3
     python benchmarks/bench_audit.py --json runs.json    # also keep the raw runs
+    python benchmarks/bench_audit.py --preset three-scales   # keras-yolo3, 13,26,52 vs 52 alone
 
 A shape is ``HxWxANCHORSxCLASSES`` (batch 2, as ``lossaudit report``). A target is ``seed`` (the
 bundled seed loss, the default target), ``mse`` or ``bce`` (``fixtures/losses/references.py``,
 correct references, sigmoid classes) or ``path.py:name`` (default codec).
+
+A loss in a public convention is run through its layout, with ``lossaudit report``'s layout
+options instead of ``--shapes``::
+
+    python benchmarks/bench_audit.py --targets fixtures/losses/keras_yolo3_style.py:yolo_loss \
+        --layout keras-yolo3 --scales 13,26,52 \
+        --anchors-file fixtures/anchors/keras_yolo3_coco_416px.txt [--only-scale 2] [--classes 80]
+
+``--preset three-scales`` runs that audit twice, every scale and then the finest alone
+(``--only-scale 2``), and prints the ratio of their times (issue 10: a three-scale audit should
+stay within 3x the audit of its finest scale). ``--classes`` applies to it too.
 
 Each run is a fresh process. Its audit's wall time (after TensorFlow's import) is split into
 exclusive parts:
@@ -23,7 +35,8 @@ exclusive parts:
 
 The *floor* is what the same work would cost if only the loss ran: one trace plus as many
 compiled loss-and-gradient calls on prepared (already converted) inputs as the audit made
-(adapter evaluations and training steps), timed on the same shape in the same process.
+(adapter evaluations and training steps), timed on the same shape in the same process; for a
+multi-scale loss, per audited scale (its calls timed at its own grid), summed.
 ``audit / floor`` is the overhead factor. Numbers are printed, never asserted; on a shared
 machine read them as proportions and note the load (printed from ``os.getloadavg``).
 """
@@ -45,6 +58,15 @@ TARGETS = {
     "mse": ("fixtures/losses/references.py:mse_loss", {"cls": "sigmoid"}),
     "bce": ("fixtures/losses/references.py:bce_loss", {"cls": "sigmoid"}),
 }
+#: ``--preset three-scales``: the keras-yolo3-style fixture at keras-yolo3's own three grids
+#: and COCO anchors (its ``model_data/yolo_anchors.txt``, input pixels of a 416 input).
+THREE_SCALES = {
+    "target": "fixtures/losses/keras_yolo3_style.py:yolo_loss",
+    "layout": "keras-yolo3",
+    "scales": "13,26,52",
+    "anchors-file": "fixtures/anchors/keras_yolo3_coco_416px.txt",
+    "finest": 2,
+}
 
 _CHILD = r"""
 import json, statistics, sys, time
@@ -60,6 +82,8 @@ import lossaudit.analysis as analysis_module
 import lossaudit.properties.training as training_module
 from lossaudit import scenarios as sc
 from lossaudit.audit import audit
+audit_module = sys.modules["lossaudit.audit"]  # lossaudit.audit is the function
+from lossaudit.options import LossOptions
 from lossaudit.properties import registry
 from lossaudit.settings import resolve
 from lossaudit.spec import Codec, GridSpec
@@ -67,16 +91,25 @@ from lossaudit.targets import load_target
 
 t2 = time.perf_counter(); loss, target = load_target(args["target"] or None)
 t_load = time.perf_counter() - t2
-h, w, a, c = args["shape"]
-spec = GridSpec(batch=2, H=h, W=w, anchors=a, classes=c)
-codec = Codec(**args["codec"])
+if args["table"]:  # a layout's options, as [tool.lossaudit] gives them
+    options = LossOptions.from_table(args["table"], where="benchmark")
+else:
+    h, w, a, c = args["shape"]
+    options = LossOptions(GridSpec(batch=2, H=h, W=w, anchors=a, classes=c), Codec(**args["codec"]))
 
 seconds = {k: 0.0 for k in ("trace", "evals", "shrink", "train", "hypo", "props", "analysis")}
 counts = {"trace": 0, "evals": 0, "shrink_calls": 0, "train_steps": 0}
+per_scale = {}  # calls made while auditing each scale, for its floor
+current = {"scale": 0}
 stack = []  # [key, seconds spent in nested regions]
+
+def count_call(n=1):
+    per_scale[current["scale"]] = per_scale.get(current["scale"], 0) + n
 
 def region(key, fn, count=None):
     def wrapped(*a, **k):
+        if count == "evals":
+            count_call()
         if stack and stack[-1][0] == "shrink":
             # Inside the shrink phase everything belongs to shrinking.
             if count == "evals":
@@ -104,6 +137,7 @@ Adapter._call = region(_kind, Adapter._call, count="evals")
 original_train = training_module.train
 def counted_train(*a, **k):
     counts["train_steps"] += k.get("steps", 60) + 2
+    count_call(k.get("steps", 60) + 2)
     return original_train(*a, **k)
 training_module.train = region("train", counted_train)
 analysis_module.analyse = region("analysis", analysis_module.analyse)
@@ -113,30 +147,50 @@ engine.ConjectureRunner.shrink_interesting_test_cases = region(
 )
 for p in registry._REGISTRY.values():
     object.__setattr__(p, "check", region("props", p.check))
+original_frame = audit_module._audit_frame
+def framed(loss, frame, *a, **k):
+    current["scale"] = frame.scale
+    return original_frame(loss, frame, *a, **k)
+audit_module._audit_frame = framed
 
 t3 = time.perf_counter()
 if args["floor_only"]:
     report = None
 else:
-    report = audit(loss, spec, codec, settings=resolve(args["profile"]), target=target)
+    report = audit(
+        loss,
+        options.spec,
+        options.codec,
+        settings=resolve(args["profile"]),
+        target=target,
+        components=options.components,
+        **options.calling(),
+    )
 t_audit = time.perf_counter() - t3
 
-# The floor: one trace, then compiled calls on prepared inputs at the audited shape.
-floor_adapter = Adapter(loss)
-case = sc.noisy(sc.training_scene(spec), codec, seed=0)
-run = floor_adapter._runner("graph")
-truth = {k: tf.constant(v) for k, v in floor_adapter.inputs(case.scene).items()}
-y_pred = tf.constant(case.y_pred)
-start = time.perf_counter(); float(run(truth, y_pred, False)[0]["total"]); t_trace1 = time.perf_counter() - start
-times = []
-for _ in range(args["floor_calls"]):
-    start = time.perf_counter()
-    float(run(truth, y_pred, False)[0]["total"])
-    times.append(time.perf_counter() - start)
-t_call = statistics.median(times)
+# The floor: per audited scale, one trace, then compiled calls on prepared inputs at its shape.
+floor, t_trace1, call_seconds = 0.0, 0.0, 0.0
+frames = options.scale_frames()
+for frame in frames:
+    floor_adapter = Adapter.calling(loss, options, frame)
+    case = sc.noisy(sc.training_scene(frame.spec), frame.codec, seed=0)
+    run = floor_adapter._runner("graph")
+    truth = {k: tf.constant(v) for k, v in floor_adapter.inputs(case.scene).items()}
+    y_pred = tf.constant(case.y_pred)
+    start = time.perf_counter(); float(run(truth, y_pred, False)[0]["total"])
+    traced = time.perf_counter() - start
+    times = []
+    for _ in range(args["floor_calls"]):
+        start = time.perf_counter()
+        float(run(truth, y_pred, False)[0]["total"])
+        times.append(time.perf_counter() - start)
+    calls = per_scale.get(frame.scale, 0) or args["floor_only"] // len(frames)
+    t_trace1 += traced
+    call_seconds += calls * statistics.median(times)
+    floor += traced + calls * statistics.median(times)
 n_calls = counts["trace"] + counts["evals"] + counts["shrink_calls"] + counts["train_steps"]
 n_calls = n_calls or args["floor_only"]
-floor = t_trace1 + n_calls * t_call
+t_call = call_seconds / max(n_calls, 1)
 accounted = sum(seconds.values())
 print(json.dumps({
     "import_lossaudit": t_pkg, "import_tensorflow": t_tf, "load_target": t_load,
@@ -174,12 +228,19 @@ def _shape(text: str) -> tuple[int, int, int, int]:
 
 
 def _run(
-    target: str, codec: dict, shape: tuple, profile: str, floor_calls: int, floor_only: int
+    target: str,
+    codec: dict,
+    shape: tuple | None,
+    profile: str,
+    floor_calls: int,
+    floor_only: int,
+    table: dict | None = None,
 ) -> dict:
     args = {
         "target": target,
         "codec": codec,
         "shape": shape,
+        "table": table,
         "profile": profile,
         "floor_calls": floor_calls,
         "floor_only": floor_only,
@@ -195,16 +256,81 @@ def _run(
         check=False,
     )
     if out.returncode != 0:
-        raise SystemExit(f"benchmark child failed ({target or 'seed'} {shape}):\n{out.stderr}")
+        raise SystemExit(
+            f"benchmark child failed ({target or 'seed'} {shape or table}):\n{out.stderr}"
+        )
     run = json.loads(out.stdout.strip().splitlines()[-1])
     run["process"] = time.perf_counter() - start
     return run
 
 
+def _layout_table(args: argparse.Namespace, only_scale: int | None) -> dict:
+    """``[tool.lossaudit]``-style options of a layout run (paths relative to the repository)."""
+    table: dict = {"layout": args.layout, "scales": args.scales}
+    if args.anchors_file:
+        table["anchors-file"] = str((ROOT / args.anchors_file).resolve())
+    if args.classes is not None:
+        table["classes"] = args.classes
+    if only_scale is not None:
+        table["only-scale"] = only_scale
+    return table
+
+
+def _jobs(args: argparse.Namespace) -> list[dict]:
+    """What to run: ``(name, label, target, codec, shape, table)`` per row."""
+    if args.preset == "three-scales":
+        args.layout, args.scales = THREE_SCALES["layout"], THREE_SCALES["scales"]
+        args.anchors_file = THREE_SCALES["anchors-file"]
+        target = THREE_SCALES["target"]
+        finest = int(THREE_SCALES["finest"])
+        return [
+            {
+                "name": "ky3",
+                "label": label,
+                "target": target,
+                "codec": {},
+                "shape": None,
+                "table": _layout_table(args, only),
+            }
+            for label, only in ((args.scales, None), (f"{args.scales}@{finest}", finest))
+        ]
+    jobs = []
+    for name in args.targets.split(","):
+        target, codec = TARGETS.get(name, (name, {}))
+        short = name if name in TARGETS else Path(name.split(":")[-1]).name[:6]
+        if args.layout:
+            label = args.scales + (f"@{args.only_scale}" if args.only_scale is not None else "")
+            table = _layout_table(args, args.only_scale)
+            jobs.append(
+                {
+                    "name": short,
+                    "label": label,
+                    "target": target,
+                    "codec": {},
+                    "shape": None,
+                    "table": table,
+                }
+            )
+            continue
+        for shape in (_shape(s) for s in args.shapes.split(",") if s):
+            label = "x".join(str(v) for v in shape)
+            jobs.append(
+                {
+                    "name": short,
+                    "label": label,
+                    "target": target,
+                    "codec": codec,
+                    "shape": shape,
+                    "table": None,
+                }
+            )
+    return jobs
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--targets", default="seed,mse", help="comma-separated: seed, bce, file:name"
+        "--targets", default="seed,mse", help="comma-separated: seed, mse, bce, file:name"
     )
     parser.add_argument("--shapes", default=",".join(SHAPES), help="comma-separated HxWxAxC")
     parser.add_argument("--profile", default="ci")
@@ -218,38 +344,63 @@ def main() -> None:
         help="skip the audit; print the floor of CALLS evaluations (for shapes where one "
         "evaluation of the loss takes seconds)",
     )
+    lay = parser.add_argument_group("a loss in a public convention (replaces --shapes)")
+    lay.add_argument("--layout", help="the loss's layout, as lossaudit report --layout")
+    lay.add_argument("--scales", help="every grid of a multi-scale loss, e.g. 13,26,52")
+    lay.add_argument("--anchors-file", metavar="PATH", help="anchors in the layout's unit")
+    lay.add_argument("--only-scale", type=int, metavar="K", help="audit one scale only")
+    lay.add_argument("--classes", type=int, metavar="C", help="number of classes (default 1)")
+    parser.add_argument(
+        "--preset",
+        choices=("three-scales",),
+        help="three-scales: the keras-yolo3-style fixture at 13,26,52 with keras-yolo3's COCO "
+        "anchors, every scale and then the 52 grid alone, and the ratio of their times",
+    )
     parser.add_argument("--json", metavar="FILE", help="also write the raw runs here")
     args = parser.parse_args()
+    if args.layout and not args.scales and not args.preset:
+        parser.error("--layout needs --scales (a single-scale layout: --scales 13)")
 
-    shapes = [_shape(s) for s in args.shapes.split(",") if s]
+    jobs = _jobs(args)
     rows = []
-    header = f"{'target':6} {'shape':12} " + " ".join(f"{label:>7}" for _, label in COLUMNS)
+    header = f"{'target':6} {'shape':15} " + " ".join(f"{label:>7}" for _, label in COLUMNS)
     load = os.getloadavg()
     print(
         f"profile {args.profile}; median of {args.repeat}; seconds; load at start "
         f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; {os.cpu_count()} CPUs"
     )
     print(header + "   calls  ms/call  tf-import  summary")
-    for name in args.targets.split(","):
-        target, codec = TARGETS.get(name, (name, {}))
-        for shape in shapes:
-            runs = [
-                _run(target, codec, shape, args.profile, args.floor_calls, args.floor_only)
-                for _ in range(args.repeat)
-            ]
-            runs.sort(key=lambda r: r["audit"])
-            mid = runs[len(runs) // 2]
-            rows.append({"target": name, "shape": shape, "runs": runs})
-            cells = " ".join(f"{mid[k]:7.2f}" for k, _ in COLUMNS)
-            label = "x".join(str(v) for v in shape)
-            summary = ", ".join(f"{k} {v}" for k, v in mid["summary"].items() if v)
-            print(
-                f"{name:6} {label:12} {cells} {mid['n_calls']:7d} {mid['call_ms']:8.2f} "
-                f"{mid['import_tensorflow']:9.2f}  {summary}",
-                flush=True,
+    for job in jobs:
+        runs = [
+            _run(
+                job["target"],
+                job["codec"],
+                job["shape"],
+                args.profile,
+                args.floor_calls,
+                args.floor_only,
+                job["table"],
             )
+            for _ in range(args.repeat)
+        ]
+        runs.sort(key=lambda r: r["audit"])
+        mid = runs[len(runs) // 2]
+        rows.append({**job, "runs": runs})
+        cells = " ".join(f"{mid[k]:7.2f}" for k, _ in COLUMNS)
+        summary = ", ".join(f"{k} {v}" for k, v in mid["summary"].items() if v)
+        print(
+            f"{job['name']:6} {job['label']:15} {cells} {mid['n_calls']:7d} "
+            f"{mid['call_ms']:8.2f} {mid['import_tensorflow']:9.2f}  {summary}",
+            flush=True,
+        )
     load = os.getloadavg()
     print(f"load at end {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+    if args.preset == "three-scales" and not args.floor_only:
+        every, finest = (row["runs"][len(row["runs"]) // 2]["audit"] for row in rows)
+        print(
+            f"three scales ({jobs[0]['label']}) / finest scale alone ({jobs[1]['label']}): "
+            f"{every:.1f} s / {finest:.1f} s = {every / finest:.2f} (issue 10 asks for <= 3)"
+        )
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2))
 

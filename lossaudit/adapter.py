@@ -43,6 +43,7 @@ from lossaudit.calling import (
 from lossaudit.components import COMPONENTS, base_roles, check_mapping, group
 from lossaudit.errors import LossError
 from lossaudit.layouts import CANONICAL, Frame, Layout
+from lossaudit.layouts.base import from_factory
 from lossaudit.options import LossOptions
 from lossaudit.scenarios import Case
 from lossaudit.spec import GridSpec, Scene
@@ -130,8 +131,11 @@ class Adapter:
     ``components`` maps names the loss reports to roles (see :func:`role_for_name`), overriding
     the heuristic and the layout's own names. ``layout`` says how to call the loss (default
     canonical) and ``frame`` its frames and units (grid, anchors, input size, extra keywords);
-    ``names`` names the values of a tuple return (default: the layout's). Results are cached by
-    input bytes, so properties that revisit the same case pay for it once.
+    ``names`` names the values of a tuple return (default: the layout's). With ``factory``,
+    ``loss`` is a factory that makes the loss (``--factory``): it is called for each frame the
+    audit uses (its grid, anchors, classes; the frame's keywords go to the factory), so a
+    transposed scene or another grid gets a loss made for it. Results are cached by input
+    bytes, so properties that revisit the same case pay for it once.
     """
 
     def __init__(
@@ -143,13 +147,23 @@ class Adapter:
         frame: Frame | None = None,
         names: tuple[str, ...] = (),
         cache_size: int = 4096,
+        factory: bool = False,
     ):
         self.loss = loss
         self.layout = layout or CANONICAL
         self.frame = frame or Frame(GridSpec())
         self.layout.check_grid(self.frame.spec)
-        # The layout makes the loss from what the user pointed at (a factory, a method).
-        self._fn = unwrap_loss(self.layout.build(loss, self.frame))
+        self.factory = factory
+        #: Losses a factory target made, one per frame the audit used.
+        self._made: dict[Any, Callable[..., Any]] = {}
+        self._factory_keywords = dict(self.frame.keywords) if factory else {}
+        if factory:
+            # --loss-arg goes to the factory, not to the loss it makes.
+            self.frame = dataclasses.replace(self.frame, keywords={})
+            self._fn = self._loss_for(self.frame)
+        else:
+            # The layout makes the loss from what the user pointed at (a factory, a method).
+            self._fn = unwrap_loss(self.layout.build(loss, self.frame))
         self.names = tuple(names) or self.layout.returns
         self.components = {**self.layout.components, **check_mapping(components)}
         self._compiled: dict[str, Any] = {}
@@ -186,7 +200,31 @@ class Adapter:
             layout=options.layout,
             frame=frame or options.frame(),
             names=options.component_names,
+            factory=options.factory,
         )
+
+    @property
+    def hands_anchors(self) -> bool:
+        """The loss is given its anchors from the frame (by the layout, or as a factory's
+        argument), so a transposed scene can be audited with its anchors transposed."""
+        return self.layout.hands_anchors or self.factory
+
+    def _loss_for(self, frame: Frame) -> Callable[..., Any]:
+        """The loss to call in ``frame``: a factory target's loss is made for each frame's grid
+        and anchors (once each); any other target's is the one loss."""
+        if not self.factory:
+            return self._fn
+        key = (frame.spec, frame.codec, frame.scales, frame.scale, frame.input_size)
+        if key not in self._made:
+            tf = import_tensorflow()
+            # Made outside any trace under way (another grid is first met while tracing), so
+            # the factory's constants and variables live as they would in training.
+            with tf.init_scope():
+                made = from_factory(
+                    self.loss, frame, self.layout.anchor_unit, self._factory_keywords
+                )
+            self._made[key] = unwrap_loss(made)
+        return self._made[key]
 
     # -- building the computation --------------------------------------------------------------
     def _normalise(
@@ -254,13 +292,14 @@ class Adapter:
         # Autograph converts the user's loss (it may branch on tensors), not lossaudit's own
         # bookkeeping around it.
         normalise = tf.autograph.experimental.do_not_convert(self._normalise)
-        loss_fn, layout, framed = self._fn, self.layout, self._frame
+        layout, framed, loss_for = self.layout, self._frame, self._loss_for
 
         def forward(truth: Any, y_pred: Any, flipped: bool = False) -> Any:
             batch = int(y_pred.shape[0])
             captured: dict[str, Any] = {}
+            frame = framed(tuple(y_pred.shape), flipped)
             with capture_summaries(captured, layout.print_names):
-                out = layout.call(loss_fn, truth, y_pred, framed(tuple(y_pred.shape), flipped))
+                out = layout.call(loss_for(frame), truth, y_pred, frame)
             comps, total_given, names = normalise(out, captured, batch)
             scalars = {r: (tf.reduce_mean(v) if v.shape.rank == 1 else v) for r, v in comps.items()}
             return comps, scalars, total_given, names

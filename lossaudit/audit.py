@@ -527,6 +527,8 @@ def audit(
     component_names: Any = None,
     scales: Any = None,
     only_scale: int | None = None,
+    degenerate_boxes: bool = False,
+    factory: bool = False,
 ) -> Report:
     """Audit ``loss`` component by component and return a :class:`~lossaudit.report.Report`.
 
@@ -556,6 +558,13 @@ def audit(
             ``spec``'s grid is then ignored, ``spec.anchors`` is the count per scale and
             ``codec.anchor_sizes`` lists every scale's anchors. Each scale is audited in turn.
         only_scale: audit only this scale (its index in ``scales``).
+        factory: ``loss`` is a factory that makes the loss: it is called with the keyword
+            arguments its signature names among ``anchors`` (in the layout's unit), ``classes``,
+            ``num_classes``, ``grid``, ``scales`` and ``input_size``, plus ``loss_kwargs``, and
+            the loss it returns is audited (made again for every grid the audit uses).
+        degenerate_boxes: also run the opt-in scenario of degenerate truth boxes (w or h of 0
+            or 1e-7, boxes on the image border): ``total.finite_on_degenerate_boxes``. Off, that
+            property is left out (skipped, saying how to switch it on, when ``only`` names it).
 
     Example:
         >>> from lossaudit import audit, GridSpec, Codec
@@ -578,12 +587,14 @@ def audit(
             "component_names": component_names or None,
             "scales": scales or None,
             "only_scale": only_scale,
+            "degenerate_boxes": degenerate_boxes,
+            "factory": factory,
         },
         where="audit()",
     )
     calling = dataclasses.replace(calling, spec=spec, codec=codec, components=components)
-    selected = props.select(only=only)
-    loss = _load_loss(loss)
+    selected = _opted(props.select(only=only), calling, named=bool(only))
+    loss = loss if calling.factory else _load_loss(loss)
     target = target or _target_name(loss)
     frames = calling.scale_frames()
     if not calling.scales:
@@ -609,6 +620,17 @@ def audit(
             )
         )
     return _merged(reports, frames, started)
+
+
+def _opted(
+    selected: tuple[Property, ...], options: LossOptions, *, named: bool
+) -> tuple[Property, ...]:
+    """``selected`` without the opt-in properties whose option is off, unless ``only`` named
+    them (they are then skipped with a reason that says how to switch them on). Off, an
+    opt-in scenario leaves the report exactly as it was without it."""
+    if named:
+        return selected
+    return tuple(p for p in selected if not p.opt_in or p.opt_in in options.opt_in)
 
 
 def _audit_frame(
@@ -652,7 +674,9 @@ def _audit_frame(
             notes=_notes(adapter, None),
             stats=stats,
         )
-    ctx = Context(adapter, spec, codec, settings, probe.roles, probe.total_given)
+    ctx = Context(
+        adapter, spec, codec, settings, probe.roles, probe.total_given, opt_in=calling.opt_in
+    )
     _measure(ctx, worker)
     results, hung_in = _run_all(selected, ctx, target, components, worker, progress, calling)
     analysis, hung = Analysis(), False

@@ -252,12 +252,12 @@ def _report_settings(args: argparse.Namespace, options: LossOptions) -> Settings
     )
 
 
-def _load(target: str | None, limit: float) -> tuple[Any, str]:
+def _load(target: str | None, limit: float, *, factory: bool = False) -> tuple[Any, str]:
     """The target loaded under the watchdog: an import that hangs is stopped at its limit."""
     from lossaudit.targets import DEFAULT_TARGET, load_target
 
     with watchdog.step(f"importing {target or DEFAULT_TARGET}", limit):
-        return load_target(target)
+        return load_target(target, factory=factory)
 
 
 def _report(args: argparse.Namespace, out: TextIO) -> ExitCode:
@@ -279,7 +279,7 @@ def _report(args: argparse.Namespace, out: TextIO) -> ExitCode:
     from lossaudit.audit import audit
     from lossaudit.render import render
 
-    loss, target = _load(args.target, settings.time_limit)
+    loss, target = _load(args.target, settings.time_limit, factory=options.factory)
     if args.only:
         # Checked after loading the target: its module may register properties of its own.
         from lossaudit import properties
@@ -346,7 +346,7 @@ def _check(args: argparse.Namespace, out: TextIO) -> ExitCode:
     settings = config.settings(args.profile)
     reports, drifts, has_baseline = gate.run_check(
         config,
-        loader=lambda t: _load(t, settings.time_limit)[0],
+        loader=lambda cfg: _load(cfg.target, settings.time_limit, factory=cfg.options.factory)[0],
         settings=settings,
         analyse=args.html is not None,
     )
@@ -387,7 +387,7 @@ def _baseline(args: argparse.Namespace, out: TextIO) -> ExitCode:
         )
     entries = {}
     for cfg in config.losses:
-        loss, _ = _load(cfg.target, limit)
+        loss, _ = _load(cfg.target, limit, factory=cfg.options.factory)
         values = gate.measure(loss, cfg, time_limit=limit)
         broken = {scene: v["error"] for scene, v in values.items() if "error" in v}
         if broken:

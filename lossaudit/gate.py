@@ -319,7 +319,8 @@ def other_spec(cfg: LossConfig, recorded: dict[str, Any] | None) -> Drift | None
     )
 
 
-Loader = Callable[[str], Any]
+#: Loads the loss a configured entry names (its target, as a factory or not).
+Loader = Callable[[LossConfig], Any]
 
 
 def run_check(
@@ -335,7 +336,7 @@ def run_check(
     doc = read_baseline(gate.baseline)
     reports, drifts = [], []
     for cfg in gate.losses:
-        loss, options = loader(cfg.target), cfg.options
+        loss, options = loader(cfg), cfg.options
         reports.append(
             audit(
                 loss,

@@ -37,7 +37,7 @@ from lossaudit import parsers as parse
 from lossaudit.components import MAPPABLE
 from lossaudit.errors import InvalidArgument, InvalidSpec, LossAuditError, did_you_mean
 from lossaudit.layouts import BUILT_IN, CANONICAL, Frame, Layout
-from lossaudit.layouts.base import anchor_scales, image_fractions
+from lossaudit.layouts.base import FACTORY_KEYWORDS, anchor_scales, as_given, image_fractions
 from lossaudit.settings import REDUCTIONS
 from lossaudit.spec import CLS_CHOICES, OBJ_CHOICES, WH_CHOICES, XY_CHOICES, Codec, GridSpec
 
@@ -66,8 +66,9 @@ class Option:
     group: str
     metavar: str
     example: Any
-    #: ``one`` value per flag, ``several`` after one flag, or a ``repeat``-able flag.
-    arity: Literal["one", "several", "repeat"] = "one"
+    #: ``one`` value per flag, ``several`` after one flag, a ``repeat``-able flag, or a
+    #: ``switch``: a flag without a value that turns the option on (``true`` in TOML).
+    arity: Literal["one", "several", "repeat", "switch"] = "one"
     #: The ``audit_loss`` keyword, when it is not the name with dashes as underscores.
     keyword: str = ""
 
@@ -82,6 +83,8 @@ class Option:
 
     def flags(self, value: Any) -> list[str]:
         """The command-line arguments that give this option ``value``."""
+        if self.arity == "switch":
+            return [self.flag] if value else []
         words = self.words(value)
         if self.arity == "repeat":
             return [w for word in words for w in (self.flag, word)]
@@ -92,6 +95,7 @@ _SPEC, _CODEC = GridSpec(), Codec()
 _GRID = "grid"
 _ACTIVATIONS = "codec: the activations the loss applies to raw outputs"
 _LAYOUT = "layout: how the loss is called (its convention, frames and units)"
+_SCENES = "scenes: opt-in scenarios beyond the default ones"
 
 
 def _count(name: str, metavar: str, what: str) -> Option:
@@ -259,6 +263,21 @@ OPTIONS: dict[str, Option] = {
             example="giou,conf,prob",
         ),
         Option(
+            "factory",
+            parse.switch,
+            False,
+            "the target makes the loss: it is called with the keyword arguments it names among "
+            f"{', '.join(FACTORY_KEYWORDS)} (from these options; anchors in the layout's "
+            "unit) and --loss-arg, and the loss it returns is audited, remade for every grid "
+            "the audit uses",
+            get=lambda o: o.factory,
+            words=lambda on: [],
+            group=_LAYOUT,
+            metavar="",
+            example=True,
+            arity="switch",
+        ),
+        Option(
             "reduction",
             parse.choice(REDUCTIONS),
             "auto",
@@ -268,6 +287,20 @@ OPTIONS: dict[str, Option] = {
             group=_ACTIVATIONS,
             metavar="{" + ",".join(REDUCTIONS) + "}",
             example="auto",
+        ),
+        Option(
+            "degenerate-boxes",
+            parse.switch,
+            False,
+            "also audit scenes whose truth boxes have w or h = 0 (or 1e-7), or lie on the "
+            "image border, as resizing and cropping leave them: every component and its "
+            "gradient must stay finite (total.finite_on_degenerate_boxes; off by default)",
+            get=lambda o: o.degenerate_boxes,
+            words=lambda on: [],
+            group=_SCENES,
+            metavar="",
+            example=True,
+            arity="switch",
         ),
     )
 }
@@ -354,6 +387,11 @@ class LossOptions:
     #: first scale's grid and anchors per scale, and ``codec.anchor_sizes`` every anchor.
     scales: tuple[tuple[int, int], ...] = ()
     only_scale: int | None = None
+    #: Also audit truth boxes of zero or tiny size and boxes on the image border (an opt-in
+    #: scenario: ``total.finite_on_degenerate_boxes``).
+    degenerate_boxes: bool = False
+    #: The target is a factory that makes the loss from these options (``--factory``).
+    factory: bool = False
 
     def scale_frames(self) -> list[Frame]:
         """One frame per scale to audit: its grid, its anchors and how it sits among the
@@ -382,9 +420,20 @@ class LossOptions:
             return [frames[self.only_scale]]
         return frames
 
+    @property
+    def opt_in(self) -> frozenset[str]:
+        """The opt-in scenarios these options switch on: the name of every scenario switch
+        that is on (``degenerate-boxes``), as properties name them (``Property.opt_in``)."""
+        return frozenset(
+            o.name
+            for o in OPTIONS.values()
+            if o.arity == "switch" and o.group == _SCENES and o.get(self)
+        )
+
     def calling(self) -> dict[str, Any]:
-        """How the loss is called, as :func:`lossaudit.audit` keywords (``layout``,
-        ``input_size``, ``loss_kwargs``, ``component_names``)."""
+        """How the loss is called and which opt-in scenarios run, as :func:`lossaudit.audit`
+        keywords (``layout``, ``input_size``, ``loss_kwargs``, ``component_names``, ``scales``,
+        ``only_scale``, ``factory``, ``degenerate_boxes``)."""
         return {
             "layout": self.layout,
             "input_size": self.input_size,
@@ -392,6 +441,8 @@ class LossOptions:
             "component_names": self.component_names,
             "scales": self.scales,
             "only_scale": self.only_scale,
+            "factory": self.factory,
+            "degenerate_boxes": self.degenerate_boxes,
         }
 
     def frame(self) -> Frame:
@@ -512,6 +563,14 @@ def _collect(source: _Source, given: Mapping[str, Any]) -> LossOptions:
         )
     elif sizes and "anchors" not in given:
         values["anchors"] = len(sizes)
+    if values["factory"] and layout.build is not as_given:
+        raise source.reject(
+            OPTIONS["factory"],
+            "a layout that calls the target as the loss",
+            f"layout {layout.name!r}, which builds the loss from the target itself",
+            f"Drop {source.name(OPTIONS['factory'])}: this layout already makes the loss "
+            "from the options.",
+        )
     if layout.square:
         _check_square(source, layout, given, values)
     anchors = values["anchors"]
@@ -629,6 +688,8 @@ def _build(values: Mapping[str, Any]) -> LossOptions:
         component_names=tuple(values["component-names"]),
         scales=scales,
         only_scale=values["only-scale"],
+        degenerate_boxes=values["degenerate-boxes"],
+        factory=values["factory"],
     )
 
 
@@ -639,11 +700,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     for option in OPTIONS.values():
         if option.group not in groups:
             groups[option.group] = parser.add_argument_group(option.group)
-        extra: dict[str, Any] = {}
-        if option.arity == "several":
+        extra: dict[str, Any] = {"metavar": option.metavar}
+        if option.arity == "switch":
+            # Absent is None (not given), as for every other flag: the default is the table's.
+            extra = {"action": "store_true", "default": None}
+        elif option.arity == "several":
             extra["nargs"] = "+"
         elif option.arity == "repeat":
             extra["action"] = "append"
-        groups[option.group].add_argument(
-            option.flag, dest=option.dest, metavar=option.metavar, help=option.help, **extra
-        )
+        groups[option.group].add_argument(option.flag, dest=option.dest, help=option.help, **extra)

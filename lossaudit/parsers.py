@@ -58,6 +58,14 @@ def positive(value: Any, name: str) -> int:
     return number
 
 
+def switch(value: Any, name: str) -> bool:
+    """An on/off option: ``true`` or ``false`` in TOML and Python; the command line gives
+    ``True`` for a flag that is present."""
+    if not isinstance(value, bool):
+        raise Rejected("true or false", value)
+    return value
+
+
 def choice(choices: tuple[str, ...]) -> Callable[[Any, str], str]:
     def parse(value: Any, name: str) -> str:
         if value not in choices:

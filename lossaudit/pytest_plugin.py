@@ -196,7 +196,12 @@ class LossCollector(pytest.Collector):
     def collect(self) -> Iterator[PropertyItem]:
         from lossaudit import properties
 
-        names = self.audited.only or properties.names()
+        on = self.audited.options.opt_in
+        # An opt-in property whose option is off is not collected (named in only, it is,
+        # and skips saying how to switch it on).
+        names = self.audited.only or [
+            n for n in properties.names() if properties.get(n).opt_in in ("", *on)
+        ]
         for name in names:
             properties.get(name)
             yield PropertyItem.from_parent(self, name=name)
@@ -215,7 +220,7 @@ class LossCollector(pytest.Collector):
 
         target = self.audited.target
         if isinstance(target, str):
-            loss, label = load_target(target)
+            loss, label = load_target(target, factory=self.audited.options.factory)
         else:
             loss, label = target, f"{self.path.name}:{self.name}"
         settings = _settings(self.config, label).replace(reduction=self.audited.reduction)

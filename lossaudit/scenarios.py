@@ -14,6 +14,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from dataclasses import dataclass
 
@@ -36,6 +37,7 @@ __all__ = [
     "empty_scene",
     "extreme",
     "noisy",
+    "ordinary_boxes",
     "perfect",
     "randomized_anchors",
     "repeated",
@@ -81,6 +83,30 @@ def _fmt(v: float) -> str:
 def empty_scene(spec: GridSpec) -> Scene:
     """A scene with no objects at all (an all-empty batch)."""
     return Scene(spec, ())
+
+
+#: Smallest size and centre range of an ordinary box (:func:`ordinary_boxes`), as
+#: :mod:`lossaudit.strategies` draws them.
+ORDINARY_SIZE = 0.05
+ORDINARY_CENTRE = (0.05, 0.95)
+
+
+def ordinary_boxes(scene: Scene) -> Scene:
+    """The scene with every box made ordinary: sizes below 0.05 raised to 0.05, centre offsets
+    kept 0.05 inside their cell. A degenerate box (zero size, on the image border) and its
+    ordinary twin sit in the same anchor slot, so the same raw predictions compare them."""
+    lo, hi = ORDINARY_CENTRE
+    objs = tuple(
+        dataclasses.replace(
+            o,
+            x=min(max(o.x, lo), hi),
+            y=min(max(o.y, lo), hi),
+            w=max(o.w, ORDINARY_SIZE),
+            h=max(o.h, ORDINARY_SIZE),
+        )
+        for o in scene.objects
+    )
+    return Scene(scene.spec, objs, scene.flipped)
 
 
 def perfect(scene: Scene, codec: Codec) -> Case:

@@ -14,11 +14,21 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
+
 from hypothesis import strategies as st
 
 from lossaudit.spec import GridSpec, Obj, Scene
 
-__all__ = ["grid_specs", "noise_seeds", "objects", "scenes", "shifts"]
+__all__ = [
+    "degenerate_objects",
+    "degenerate_scenes",
+    "grid_specs",
+    "noise_seeds",
+    "objects",
+    "scenes",
+    "shifts",
+]
 
 #: Box centre offsets stay this far from the cell border, so a sigmoid codec's logit is finite.
 CENTRE_RANGE = (0.05, 0.95)
@@ -91,6 +101,89 @@ def scenes(
         unique_by=lambda o: o.slot,
     )
     return objs.map(lambda found: Scene(spec, tuple(sorted(found, key=lambda o: o.slot))))
+
+
+#: Sizes of a degenerate box: rounded away by a resize, or nearly so.
+DEGENERATE_SIZES = (0.0, 1e-7)
+#: How a degenerate box sits along one axis (x with w, or y with h), simplest first:
+#: ``zero`` and ``tiny`` sizes; squashed to size 0 on the start (left, top) or end (right,
+#: bottom) border of the image, its centre on the border line (cell offset 0 in the first
+#: cell, 1.0 in the last, as a pipeline that clamps the cell index writes it); reaching
+#: exactly to the start or end edge; or ``ordinary``.
+AXIS_MODES = (
+    "zero",
+    "tiny",
+    "on_start_border",
+    "on_end_border",
+    "to_start_edge",
+    "to_end_edge",
+    "ordinary",
+)
+
+
+def _place(
+    mode: str, cells: int, cell: int, offset: float, size: float
+) -> tuple[int, float, float]:
+    """``(cell, offset, size)`` along one axis of ``cells`` cells for ``mode`` (AXIS_MODES)."""
+    if mode == "zero":
+        return cell, offset, DEGENERATE_SIZES[0]
+    if mode == "tiny":
+        return cell, offset, DEGENERATE_SIZES[1]
+    if mode == "on_start_border":
+        return 0, 0.0, 0.0
+    if mode == "on_end_border":
+        return cells - 1, 1.0, 0.0
+    if mode in ("to_start_edge", "to_end_edge"):
+        centre = size / 2 if mode == "to_start_edge" else 1.0 - size / 2
+        at = min(int(centre * cells), cells - 1)
+        return at, centre * cells - at, size
+    return cell, offset, size
+
+
+@st.composite
+def _degenerate(draw: st.DrawFn, spec: GridSpec, images: tuple[int, ...] | None) -> Obj:
+    base = draw(objects(spec, images=images))
+    modes = draw(
+        st.tuples(st.sampled_from(AXIS_MODES), st.sampled_from(AXIS_MODES)).filter(
+            lambda m: m != ("ordinary", "ordinary")
+        )
+    )
+    j, x, w = _place(modes[0], spec.W, base.j, base.x, base.w)
+    i, y, h = _place(modes[1], spec.H, base.i, base.y, base.h)
+    return dataclasses.replace(base, i=i, j=j, x=x, y=y, w=w, h=h)
+
+
+def degenerate_objects(
+    spec: GridSpec, *, images: tuple[int, ...] | None = None
+) -> st.SearchStrategy[Obj]:
+    """One truth box as resizing and cropping leave them (BUG-CLASSES #11, #12): along x and
+    along y independently (not both ordinary), a size of 0 or 1e-7, squashed to size 0 on the
+    image border (a cell offset of 0 in the first cell or 1.0 in the last), reaching exactly to
+    the image's edge, or ordinary. Shrinks toward a box of width 0.
+
+    These break the contract of :func:`objects` (sizes in (0, 1], offsets in [0, 1)) on
+    purpose: only the opt-in scenario ``--degenerate-boxes`` draws them.
+    """
+    return _degenerate(spec, images)
+
+
+def degenerate_scenes(
+    spec: GridSpec, *, max_objects: int = 3, images: tuple[int, ...] | None = None
+) -> st.SearchStrategy[Scene]:
+    """Scenes of 1 to ``max_objects`` objects, each in its own anchor slot, the first a
+    :func:`degenerate_objects` box and the others ordinary or degenerate."""
+    max_objects = max(1, min(max_objects, spec.batch * spec.H * spec.W * spec.anchors))
+    first = degenerate_objects(spec, images=images)
+    other = st.one_of(objects(spec, images=images), degenerate_objects(spec, images=images))
+    rest = st.lists(other, max_size=max_objects - 1)
+
+    def build(drawn: tuple[Obj, list[Obj]]) -> Scene:
+        by_slot: dict[tuple[int, int, int, int], Obj] = {}
+        for o in (drawn[0], *drawn[1]):
+            by_slot.setdefault(o.slot, o)
+        return Scene(spec, tuple(sorted(by_slot.values(), key=lambda o: o.slot)))
+
+    return st.tuples(first, rest).map(build)
 
 
 def grid_specs(

@@ -17,10 +17,11 @@ __all__ = ["DEFAULT_TARGET", "load_target"]
 DEFAULT_TARGET = "lossaudit.examples.seed:seed_loss"
 
 
-def load_target(target: str | None) -> tuple[Any, str]:
+def load_target(target: str | None, *, factory: bool = False) -> tuple[Any, str]:
     """Load the loss a target names; returns ``(loss, canonical_target_string)``.
 
-    A class is instantiated with no arguments (a Keras ``Loss`` subclass, say).
+    A class is instantiated with no arguments (a Keras ``Loss`` subclass, say), unless the
+    target is a ``factory`` (``--factory``): the audit then calls it with the options.
 
     Example:
         >>> loss, name = load_target(None)  # doctest: +SKIP
@@ -43,7 +44,7 @@ def load_target(target: str | None) -> tuple[Any, str]:
         expected="a loss function, a Keras Loss instance or a Loss class",
         shims=LegacyShims(),
     )
-    if isinstance(obj, type):
+    if isinstance(obj, type) and not factory:
         try:
             with as_imported(repr(target), TargetError, "built"):
                 obj = obj()

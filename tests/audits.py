@@ -135,4 +135,5 @@ def _audit(fixture: Any, classes: int, only: set[str] | None) -> Report:
         settings=resolve("ci", shrink=False),
         target=target,
         only=sorted(only) if only is not None else None,
+        **getattr(fixture, "options", {}),
     )

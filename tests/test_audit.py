@@ -230,3 +230,57 @@ def test_reproduce_keeps_non_default_effort():
     assert full.endswith("--profile ci --full-shrink")
     thorough = reproduce_command("x.py:l", GridSpec(), Codec(), resolve("thorough"))
     assert "--full-shrink" not in thorough
+
+
+DEGENERATE = "total.finite_on_degenerate_boxes"
+
+
+def test_an_opt_in_property_is_left_out_unless_its_option_is_on():
+    from lossaudit import properties
+    from lossaudit.audit import _opted
+    from lossaudit.options import LossOptions
+
+    everything = properties.select()
+    off = _opted(everything, LossOptions(), named=False)
+    assert [p.name for p in off] == [n for n in properties.names() if n != DEGENERATE]
+    assert _opted(everything, LossOptions(degenerate_boxes=True), named=False) == everything
+    named = properties.select(only=[DEGENERATE])
+    assert _opted(named, LossOptions(), named=True) == named
+
+
+def test_an_opt_in_property_named_with_its_option_off_says_how_to_switch_it_on():
+    report = audit(_ok_loss, SPEC, Codec(cls="sigmoid"), settings=CI, only=[DEGENERATE])
+    (result,) = report.results
+    assert result.status == "skip"
+    assert "--degenerate-boxes" in result.message and "degenerate_boxes=True" in result.message
+
+
+@pytest.mark.slow
+def test_an_opt_in_scenario_changes_no_other_result():
+    """Switched on, the degenerate-box scenario adds its own result and leaves every other
+    one as it was: the same examples, the same verdict, the same counterexample."""
+    from fixtures.losses import bugzoo
+
+    only = ["coordinates.finite", "coordinates.ignores_empty_anchors"]
+    runs = [
+        audit(
+            bugzoo.unmasked_coordinates,
+            SPEC,
+            Codec(cls="sigmoid"),
+            # Fully shrunk: a shrink budget cut short by time may stop on another example.
+            settings=CI.replace(full_shrink=True),
+            only=[*only, DEGENERATE] if on else only,
+            degenerate_boxes=on,
+        )
+        for on in (False, True)
+    ]
+    off, on = ({r.property: r for r in run.results} for run in runs)
+    assert set(on) - set(off) == {DEGENERATE}
+    for name in only:
+        a, b = off[name].to_dict(), on[name].to_dict()
+        a.pop("seconds"), b.pop("seconds")
+        # The reproduce line writes every option back, this one too (it changes nothing there).
+        assert b.pop("reproduce") == a.pop("reproduce").replace(
+            " --only", " --degenerate-boxes --only"
+        )
+        assert a == b, name

@@ -40,7 +40,7 @@ def project(tmp_path, monkeypatch):
     monkeypatch.setenv("HYPOTHESIS_STORAGE_DIRECTORY", str(tmp_path / ".hypothesis-unused"))
     monkeypatch.setattr("lossaudit.adapter.import_tensorflow", lambda: None)
     monkeypatch.setattr(
-        "lossaudit.targets.load_target", lambda target: (lambda t, p: 0.0, str(target))
+        "lossaudit.targets.load_target", lambda target, **_: (lambda t, p: 0.0, str(target))
     )
     return tmp_path
 

@@ -319,7 +319,9 @@ def test_a_grid_too_big_for_memory_is_a_usage_error(monkeypatch, capsys, tmp_pat
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("HYPOTHESIS_STORAGE_DIRECTORY", str(tmp_path / ".hypothesis-unused"))
     monkeypatch.setattr("lossaudit.adapter.import_tensorflow", lambda: None)
-    monkeypatch.setattr("lossaudit.targets.load_target", lambda t: (lambda a, b: 0.0, "x.py:l"))
+    monkeypatch.setattr(
+        "lossaudit.targets.load_target", lambda t, **_: (lambda a, b: 0.0, "x.py:l")
+    )
 
     def allocate(*_args: object, **_kwargs: object) -> None:
         raise MemoryError("Unable to allocate 2.23 TiB for an array")

@@ -25,9 +25,10 @@ from lossaudit.layouts.yad2k import YAD2K
 from lossaudit.layouts.yolov3_tf2 import YOLOV3_TF2
 from lossaudit.options import LossOptions
 from lossaudit.spec import Codec, GridSpec, Obj, Scene
-from lossaudit.strategies import grid_specs, scenes
+from lossaudit.strategies import degenerate_scenes, grid_specs, scenes
 
 ROOT = Path(__file__).resolve().parents[1]
+KY3_ANCHORS_FILE = "fixtures/anchors/keras_yolo3_64px.txt"
 
 
 def _frame(spec: GridSpec) -> Frame:
@@ -258,6 +259,44 @@ def test_yad2k_cli_without_a_wrapper(tmp_path):
     assert report["spec"]["anchors"] == 5
 
 
+# -- degenerate truth boxes: every built-in encoding stays finite ----------------------------------
+#: Options that make a frame for each built-in layout (a multi-scale one at its middle scale).
+LAYOUT_FRAMES = {
+    "canonical": {},
+    "yad2k": {"anchor-sizes": ["1.08,1.19", "3.42,4.41"]},
+    "keras-yolo3": {"scales": "2x3,4x6,8x12", "anchors-file": str(ROOT / KY3_ANCHORS_FILE)},
+    "yunyang": {
+        "scales": "8,4,2",
+        "anchors-file": str(ROOT / "fixtures/anchors/yunyang_grid_cells.txt"),
+    },
+    "yolov3-tf2": {"grid": 4, "anchor-sizes": ["0.2,0.3", "0.5,0.4"]},
+    "keras-yolo2": {"anchor-sizes": ["1.08,1.19", "3.42,4.41"]},
+}
+
+
+@pytest.mark.parametrize("name", list(BUILT_IN))
+def test_every_layout_encodes_degenerate_boxes_without_dividing_by_zero(name):
+    """A truth box of size 0 or on the image border (``--degenerate-boxes``) is encoded as
+    finite numbers by every built-in convention: YAD2K's matching box holds log(w * W /
+    anchor), which its own preprocessing leaves at -inf for w = 0; the layout floors w at
+    1e-12 grid cells, so what is audited is the loss, not the encoding."""
+    from hypothesis import HealthCheck, settings
+
+    table = {"layout": name, **LAYOUT_FRAMES[name]}
+    options = LossOptions.from_table(table, where=name)
+    frames = options.scale_frames()
+    frame = frames[len(frames) // 2]
+
+    @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(degenerate_scenes(frame.spec))
+    def encodes_finite(scene):
+        encoded = BUILT_IN[name].encode(scene, frame)
+        for key, array in encoded.items():
+            assert np.isfinite(array).all(), (key, scene)
+
+    encodes_finite()
+
+
 # -- the yad2k fixtures, audited as written (slow) -----------------------------------------------
 def _audit_fixture(fixture, only=None, **changes):
     from lossaudit import audit
@@ -300,6 +339,28 @@ def test_correct_layout_fixtures_raise_no_false_alarm(fixture, shape):
     assert warned <= by_design, warned - by_design
 
 
+DEGENERATE = "total.finite_on_degenerate_boxes"
+#: keras-yolo3's correct fixture, beside the catalogue's: it is audited on every scale.
+KY3_CORRECT = dataclasses.replace(
+    LAYOUT_CORRECT[0],
+    name="keras_yolo3.yolo_loss",
+    target="fixtures/losses/keras_yolo3_style.py:yolo_loss",
+    options={"layout": "keras-yolo3", "scales": "2,4,8", "anchors-file": KY3_ANCHORS_FILE},
+    warns=(),
+)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "fixture", [*LAYOUT_CORRECT, KY3_CORRECT], ids=lambda f: f"{f.options['layout']}-{f.name}"
+)
+@pytest.mark.parametrize("shape", [{}, {"grid": 4, "classes": 3}], ids=["3x4-C1", "4x4-C3"])
+def test_correct_layout_fixtures_stay_finite_on_degenerate_boxes(fixture, shape):
+    report = _audit_fixture(fixture, only=[DEGENERATE], **shape, **{"degenerate-boxes": True})
+    (result,) = report.results
+    assert str(result.status) == "pass", result.message
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("fixture", LAYOUT_BUGS, ids=lambda f: f"{f.options['layout']}-{f.name}")
 def test_broken_layout_fixtures_fail_on_the_right_component(fixture):
@@ -311,7 +372,7 @@ def test_broken_layout_fixtures_fail_on_the_right_component(fixture):
 
 
 # -- multi-scale: keras-yolo3 --------------------------------------------------------------------
-KY3_ANCHORS = ROOT / "fixtures" / "anchors" / "keras_yolo3_64px.txt"
+KY3_ANCHORS = ROOT / KY3_ANCHORS_FILE
 
 
 def _ky3(**table):

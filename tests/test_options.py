@@ -70,6 +70,9 @@ TABLES = [
         "--grid 2x7 --anchors 1 --anchor-sizes 0.25,0.5 --component conf=confidence "
         "--reduction mean",
     ),
+    ({"degenerate-boxes": True, "classes": 2}, "--classes 2 --degenerate-boxes"),
+    ({"degenerate-boxes": False}, []),
+    ({"factory": True, "anchors": 1}, "--anchors 1 --factory"),
 ]
 
 
@@ -125,7 +128,8 @@ def loss_options(draw: st.DrawFn) -> LossOptions:
     )
     roles = st.sampled_from(("coordinates", "objects", "no_objects", "total", "ignore"))
     components = draw(st.dictionaries(_names, roles, max_size=3))
-    return LossOptions(spec, codec, components, draw(st.sampled_from(("auto", "sum", "mean"))))
+    reduction = draw(st.sampled_from(("auto", "sum", "mean")))
+    return LossOptions(spec, codec, components, reduction, degenerate_boxes=draw(st.booleans()))
 
 
 @given(loss_options())
@@ -165,7 +169,8 @@ def test_every_option_is_a_flag_a_key_and_a_keyword(name, capsys):
     option = OPTIONS[name]
     with pytest.raises(SystemExit):
         main(["report", "--help"])
-    assert f"{option.flag} {option.metavar}" in capsys.readouterr().out
+    usage = option.flag if option.arity == "switch" else f"{option.flag} {option.metavar}"
+    assert usage in capsys.readouterr().out
     with pytest.raises(LossAuditError, match=rf"#1: {name}\b"):
         parse_losses({"losses": [{"target": "a.py:l", name: object()}]})
     with pytest.raises(LossAuditError, match=rf"audit_loss\(\): {option.dest}\b"):
@@ -237,3 +242,51 @@ def test_one_message_whichever_front_end_gave_the_value(name, text, expected):
     assert messages[0].startswith(f"{option.flag}: ")
     assert messages[1].startswith(f"pyproject.toml: {name}: ")
     assert messages[2].startswith(f"audit_loss(): {option.dest}: ")
+
+
+def test_a_switch_is_a_flag_without_a_value_and_true_or_false_elsewhere():
+    """``--degenerate-boxes`` (an opt-in scenario): present or absent on the command line,
+    ``true``/``false`` in TOML and Python, anything else refused with one message."""
+    on = parse(["--degenerate-boxes"])
+    assert on.degenerate_boxes and on.to_flags() == ["--degenerate-boxes"]
+    assert not parse([]).degenerate_boxes
+    assert LossOptions.from_table({"degenerate-boxes": True}, where="t") == on
+    assert LossOptions.from_keywords({"degenerate_boxes": True}) == on
+    assert audit_loss("a.py:l", degenerate_boxes=True).options == on
+    (configured,) = parse_losses({"losses": [{"target": "a.py:l", "degenerate-boxes": True}]})
+    assert configured.options == on
+    assert on.calling()["degenerate_boxes"] is True
+    messages = []
+    for build in (
+        lambda: LossOptions.from_table({"degenerate-boxes": "yes"}, where="pyproject.toml"),
+        lambda: LossOptions.from_keywords({"degenerate_boxes": 1}),
+    ):
+        with pytest.raises(LossAuditError) as info:
+            build()
+        messages.append(str(info.value))
+    assert messages[0] == (
+        "pyproject.toml: degenerate-boxes: expected true or false; received 'yes'. "
+        "Write e.g. degenerate-boxes = true."
+    )
+    assert messages[1] == (
+        "audit_loss(): degenerate_boxes: expected true or false; received 1. "
+        "Pass e.g. degenerate_boxes=True."
+    )
+    with pytest.raises(SystemExit) as exited:
+        build_parser().parse_args(["report", "--degenerate-boxes=yes"])
+    assert exited.value.code == 2
+
+
+def test_the_reproduce_line_keeps_an_opt_in_scenario():
+    line = reproduce_command(
+        "t.py:loss",
+        GridSpec(),
+        Codec(),
+        PROFILES["ci"],
+        only="total.finite_on_degenerate_boxes",
+        calling=LossOptions(degenerate_boxes=True),
+    )
+    assert line == (
+        "lossaudit report t.py:loss --degenerate-boxes --only total.finite_on_degenerate_boxes "
+        "--profile ci"
+    )

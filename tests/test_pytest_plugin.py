@@ -53,6 +53,22 @@ def test_each_property_is_an_item_with_a_readable_id(project):
     )
 
 
+def test_an_opt_in_property_is_collected_only_with_its_option(pytester):
+    pytester.makepyfile(
+        test_opt=f"""
+from lossaudit.pytest_plugin import audit_loss
+
+plain = audit_loss("{REFS}:mse_loss")
+opted = audit_loss("{REFS}:mse_loss", degenerate_boxes=True)
+"""
+    )
+    result = pytester.runpytest("--collect-only", "-q", "-n", "0", "-p", "no:cacheprovider")
+    out = result.stdout.str()
+    assert "test_opt.py::opted::total.finite_on_degenerate_boxes" in out
+    assert "test_opt.py::plain::total.finite_on_degenerate_boxes" not in out
+    assert "test_opt.py::plain::total.pure" in out
+
+
 @pytest.mark.slow
 def test_verdicts_map_to_pass_fail_skip_and_warning(project):
     result = project.runpytest("-n", "0", "-rA", "--lossaudit-profile", "ci")

@@ -114,3 +114,15 @@ def test_shared_predictions_are_read_only_and_the_same_on_every_build():
     c = sc.noisy(scene, Codec(), seed=5)
     np.testing.assert_array_equal(a.y_pred, c.y_pred)
     assert a.y_pred.flags.writeable and not np.array_equal(a.y_pred[..., 2:4], b.y_pred[..., 2:4])
+
+
+def test_ordinary_boxes_keep_the_slots_and_lift_degenerate_sizes():
+    degenerate = Scene(
+        SPEC, (Obj(0, 2, 3, 1, 1.0, 0.4, 0.0, 1e-7, 2), Obj(1, 0, 0, 0, 0.0, 0.5, 0.3, 0.2, 0))
+    )
+    ordinary = sc.ordinary_boxes(degenerate)
+    assert [o.slot for o in ordinary.objects] == [o.slot for o in degenerate.objects]
+    first, second = ordinary.objects
+    assert (first.x, first.y, first.w, first.h) == (0.95, 0.4, 0.05, 0.05)
+    assert (second.x, second.w, second.h) == (0.05, 0.3, 0.2)
+    assert sc.ordinary_boxes(SCENE) == SCENE

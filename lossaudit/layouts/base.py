@@ -29,7 +29,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from lossaudit.errors import invalid
+from lossaudit.errors import TargetError, invalid
 from lossaudit.spec import CLS0, Codec, GridSpec, Scene
 
 __all__ = [
@@ -41,7 +41,9 @@ __all__ = [
     "box_list",
     "consecutive_groups",
     "detector_mask",
+    "factory_keywords",
     "flat",
+    "from_factory",
     "image_boxes",
     "image_fractions",
     "loss_keywords",
@@ -251,6 +253,71 @@ Build = Callable[[Any, Frame], Any]
 def as_given(target: Any, frame: Frame) -> Any:
     """The default :attr:`Layout.build`: the target the user pointed at is the loss itself."""
     return target
+
+
+#: Keyword arguments a factory target (``--factory``) is given, each when it takes it: the
+#: anchors as ``--anchor-sizes`` gives them (every scale's for a multi-scale loss) in the
+#: layout's unit, the class count (as ``classes`` or ``num_classes``), the audited grid
+#: ``(H, W)``, every scale's grid and the input size ``(H, W)`` in pixels.
+FACTORY_KEYWORDS = ("anchors", "classes", "num_classes", "grid", "scales", "input_size")
+
+
+def factory_keywords(factory: Callable[..., Any], frame: Frame, unit: str) -> dict[str, Any]:
+    """What :func:`from_factory` passes ``factory`` for ``frame``: each of
+    :data:`FACTORY_KEYWORDS` its signature names. Only named ones: a ``**kwargs`` is often
+    passed on to something else (a Keras ``Loss`` subclass hands it to ``Loss.__init__``)."""
+    values = {
+        "anchors": frame.all_anchors(unit),
+        "classes": frame.spec.classes,
+        "num_classes": frame.spec.classes,
+        "grid": (frame.spec.H, frame.spec.W),
+        "scales": frame.scales,
+        "input_size": frame.input_size,
+    }
+    try:
+        named = {
+            p.name
+            for p in inspect.signature(factory).parameters.values()
+            if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+        }
+    except (TypeError, ValueError):
+        named = set()
+    return {name: value for name, value in values.items() if name in named}
+
+
+def from_factory(
+    factory: Callable[..., Any], frame: Frame, unit: str, keywords: Mapping[str, Any]
+) -> Any:
+    """The loss a factory target makes for ``frame`` (``--factory``): ``factory`` called with
+    :func:`factory_keywords` and the user's ``keywords`` (``--loss-arg``, which win), so the
+    loss's own configuration (anchors, classes, grid) comes from the audit's options alone.
+
+    Raises :class:`~lossaudit.errors.TargetError` when the factory raises or returns something
+    that cannot be called.
+    """
+    given = {**factory_keywords(factory, frame, unit), **keywords}
+    name = getattr(factory, "__qualname__", type(factory).__name__)
+    shown = ", ".join(
+        f"{k}={np.asarray(v, np.float64).round(4).tolist() if isinstance(v, np.ndarray) else v!r}"
+        for k, v in given.items()
+    )
+    how = f"{name}({shown})"
+    try:
+        loss = factory(**given)
+    except Exception as exc:
+        raise TargetError(
+            f"--factory: the target is called as {how} to make the loss: that raised "
+            f"{type(exc).__name__}: {exc}. Expected a factory taking keyword arguments among "
+            f"{', '.join(FACTORY_KEYWORDS)} (each given when its signature names it), plus "
+            "--loss-arg ones. Point at such a factory, or drop --factory for a loss itself."
+        ) from exc
+    if not callable(loss):
+        raise TargetError(
+            f"--factory: the target is called as {how} to make the loss: expected it to return "
+            f"a loss (a function or a Keras Loss); received a {type(loss).__name__}. Point at "
+            "the factory, or drop --factory for a loss itself."
+        )
+    return loss
 
 
 Groups = Callable[[int, int], tuple[tuple[int, ...], ...]]

@@ -35,6 +35,7 @@ CATALOGUE = (
     "generic",
     "masking",
     "total",
+    "degenerate",
     "training",
     "saturation",
 )

@@ -43,10 +43,13 @@ __all__ = [
 class NonFinite(Exception):
     """A non-finite value met by a property that is not about finiteness (reported as error)."""
 
-    def __init__(self, role: str, label: str, value: float):
+    def __init__(self, role: str, label: str, value: float, *, gradient: bool = False):
+        if gradient:
+            what = f"the gradient of {role} is non-finite"
+        else:
+            what = f"the loss returned {value} for {role}"
         super().__init__(
-            f"the loss returned {value} for {role} on {label}; see {role}.finite for where "
-            "non-finite values come from"
+            f"{what} on {label}; see {role}.finite for where non-finite values come from"
         )
 
 
@@ -103,6 +106,8 @@ class Context:
     cache: dict[str, Any] = field(default_factory=dict)
     #: Cases evaluated for the current example, first ones first (to draw a counterexample).
     seen: list[Case] = field(default_factory=list)
+    #: The opt-in scenarios switched on for this audit, by option name (``degenerate-boxes``).
+    opt_in: frozenset[str] = frozenset()
 
     def evaluate(self, case: Case) -> Evaluation:
         if len(self.seen) < 16:
@@ -141,6 +146,9 @@ class Property:
     draws: Draws
     check: Check
     applies: Applies
+    #: The option that switches this property on (``degenerate-boxes``); empty: always runs.
+    #: An opt-in property is left out of an audit unless its option is on or ``only`` names it.
+    opt_in: str = ""
 
     @property
     def summary(self) -> str:
@@ -160,6 +168,15 @@ _REGISTRY: dict[str, Property] = {}
 
 def _always(ctx: Context, component: str) -> str | None:
     return None
+
+
+def opt_in_reason(option: str) -> str:
+    """Why an opt-in property did not run: its option is off, and how to switch it on."""
+    keyword = option.replace("-", "_")
+    return (
+        f"an opt-in scenario, off: switch it on with --{option} ({option} = true in "
+        f"[tool.lossaudit], {keyword}=True from Python)"
+    )
 
 
 def component_present(ctx: Context, component: str) -> str | None:
@@ -182,11 +199,15 @@ def prop(
     bugs: Iterable[int] = (),
     applies: Applies | None = None,
     total_only_when_scalar: bool = True,
+    opt_in: str = "",
 ) -> Callable[[Check], Check]:
     """Register ``check`` as ``<component>.<behaviour>`` for each component.
 
     ``total_only_when_scalar`` keeps a per-component behaviour's ``total`` variant for losses
     that report no components (scalar-only losses get every property checkable on the total).
+    ``opt_in`` names the loss option that switches the property on (``degenerate-boxes``):
+    without it the property is left out of audits (and skipped, saying how to switch it on,
+    when ``only`` names it).
     """
 
     def decorate(check: Check) -> Check:
@@ -194,6 +215,8 @@ def prop(
         extra = applies or _always
 
         def applicability(ctx: Context, component: str) -> str | None:
+            if opt_in and opt_in not in ctx.opt_in:
+                return opt_in_reason(opt_in)
             reason = component_present(ctx, component)
             if (
                 reason is None
@@ -233,6 +256,7 @@ def prop(
                 draws=draws,
                 check=check,
                 applies=applicability,
+                opt_in=opt_in,
             )
         return check
 

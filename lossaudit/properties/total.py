@@ -222,10 +222,11 @@ def graph_parity(ctx: Context, role: str, d: dict[str, Any]) -> Outcome:
 
 
 def _transpose_applies(ctx: Context, role: str) -> str | None:
-    if not ctx.codec.symmetric_anchors and not ctx.adapter.layout.hands_anchors:
+    if not ctx.codec.symmetric_anchors and not ctx.adapter.hands_anchors:
         return (
             "the anchors are not square and the loss keeps its own, so a transposed scene "
-            "needs other anchors (a layout that hands the loss its anchors swaps them)"
+            "needs other anchors (a layout that hands the loss its anchors, or --factory, "
+            "swaps them)"
         )
     return None
 

@@ -57,6 +57,36 @@ def test_correct_fixture_passes_every_property(fixture, classes, audited):
             assert by_name[name].status == "warn", f"{name}: {by_name[name].message}"
 
 
+#: The opt-in scenarios' properties, and the ``audit`` keyword that switches each on.
+OPT_IN = {"total.finite_on_degenerate_boxes": {"degenerate_boxes": True}}
+
+
+def _opted_in(fixture, name):
+    """``fixture`` audited with ``name``'s opt-in scenario on (its own audit, so its name)."""
+    return dataclasses.replace(fixture, name=f"{fixture.name}+{name}", options=OPT_IN[name])
+
+
+for _f in CORRECT:
+    for _name in OPT_IN:
+        for _n in ("one", "several"):
+            plan(_opted_in(_f, _name), [_name], classes=_classes(_f, _n))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fixture", per_fixture(CORRECT))
+@pytest.mark.parametrize("classes", ["one", "several"])
+@pytest.mark.parametrize("name", list(OPT_IN))
+def test_correct_fixture_passes_every_opt_in_property(fixture, classes, name, audited):
+    """The opt-in scenarios (left out of the audits above) hold on every correct loss too."""
+    report = audited(_opted_in(fixture, name), classes=_classes(fixture, classes), only=[name])
+    (result,) = report.results
+    assert result.status == "pass", result.message
+
+
+def test_every_opt_in_property_is_met_here():
+    assert sorted(OPT_IN) == sorted(n for n in properties.names() if properties.get(n).opt_in)
+
+
 for _f in BUGS + TWINS:
     plan(_f, [_f.catches, *_f.also])
 
