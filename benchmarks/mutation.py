@@ -30,6 +30,10 @@ mutated one first-order edit at a time:
   ``-> x + 1`` (slice bounds and channel indices included);
 - ``compare``: ``< <-> <=``, ``> <-> >=``, ``== <-> !=``, and the direction flipped.
 
+The layout fixtures (``fixtures.catalog.LAYOUT_CORRECT``: YAD2K, keras-yolo3 and the other public
+conventions) are left out: auditing them needs each one's layout options and anchors in the
+equivalence check and the audit, which this benchmark does not build.
+
 A mutant is one (fixture, edit) pair: an edit of a helper shared by several fixtures is run
 against every fixture that reaches it, so per-loss rows are comparable (a ``_prepare`` edit counts
 once per loss). Its id is ``FIXTURE/FILESTEM:FUNCTION:LINE:COL-END_LINE:END_COL:OPERATOR:VARIANT``
