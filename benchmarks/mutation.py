@@ -2,9 +2,9 @@
 
 Run::
 
-    python benchmarks/mutation.py                          # 15 mutants per loss (stable), ~1 h
+    python benchmarks/mutation.py                          # 15 mutants per loss (stable), ~40 min
     python benchmarks/mutation.py --json out.json --resume # the same, kept and continued if stopped
-    python benchmarks/mutation.py --per-loss 0 --json all.json --resume   # all 1440, ~10 h
+    python benchmarks/mutation.py --per-loss 0 --json all.json --resume   # all 1440, 7-11 h
     python benchmarks/mutation.py --per-loss 0 --sample 40 --seed 1       # another stable slice
     python benchmarks/mutation.py --list --losses mse_loss # the mutants and their ids, nothing run
     python benchmarks/mutation.py --only ID                # one mutant (ids as --list prints them)
@@ -85,13 +85,14 @@ by edit site, and the run says how many survivors have none.
 Audits run in a worker process (``--jobs`` of them, default 1) that imports TensorFlow once and is
 replaced every ``--restart-every`` tasks to bound its memory; this module imports no TensorFlow.
 
-Cost, measured on the shared 2-core machine at a load average of 2.5 to 5, one job, niced: 27 s
-per mutant on average (both class counts; about 1 s for the equivalence check, 7 to 25 s per
-audit, the IoU-masked ``bce_loss``, ``smoothed_bce_loss`` and ``giou_loss`` the slowest; a mutant
-that raises on its first call is done in 1 to 10 s), plus one baseline audit per loss and class
-count (16 audits, about 5 minutes). All 1440 mutants would take about 10 hours, hence the default
-stable sample of 15 per loss (120 mutants, about an hour). The analysis step would add 2 to 4 s
-per audit (``identity_mse_loss``: 10 to 12 s per audit with it, 7 to 11 s without).
+Cost, measured on the shared 2-core machine at a load average of 2.5 to 5, one job, niced: 17 s
+per mutant on average over the default 120 (27 s over a 40-mutant slice under more load), both
+class counts: about 1 s for the equivalence check, 7 to 25 s per audit (the IoU-masked
+``bce_loss``, ``smoothed_bce_loss`` and ``giou_loss`` the slowest), 1 to 10 s for a mutant that
+raises on its first call; plus one baseline audit per loss and class count (16 audits, about 5
+minutes). The default 120 took 38.5 minutes; all 1440 would take 7 to 11 hours, hence the default
+stable sample of 15 per loss. The analysis step would add 2 to 4 s per audit
+(``identity_mse_loss``: 10 to 12 s per audit with it, 7 to 11 s without).
 """
 
 from __future__ import annotations
@@ -126,8 +127,8 @@ OPERATORS = (
     "constant",
     "compare",
 )
-#: Default cap of mutants per loss: every mutant (1440, about 10 hours at 1 and 3 classes on one
-#: shared core) is ``--per-loss 0``; 15 per loss runs in about an hour.
+#: Default cap of mutants per loss: every mutant (1440, 7 to 11 hours at 1 and 3 classes on one
+#: shared core) is ``--per-loss 0``; 15 per loss (120) ran in 38.5 minutes.
 PER_LOSS = 15
 #: Overall statuses, worst (for the loss: best caught) first; see the module docstring.
 STATUSES = ("killed", "error", "warned", "survived", "equivalent")
