@@ -21,7 +21,7 @@ from lossaudit.properties._helpers import (
     tol,
 )
 from lossaudit.properties.registry import Context, NonFinite, Outcome, prop
-from lossaudit.spec import CLS0
+from lossaudit.spec import CLS0, OBJ_CH
 
 
 def _ignores_draws(ctx: Context, role: str) -> st.SearchStrategy[Any]:
@@ -169,3 +169,112 @@ def own_channels(ctx: Context, role: str, d: dict[str, Any]) -> Outcome:
             values={"leak": float(leak[worst]), "own": own},
         )
     return Outcome.ok(own=own)
+
+
+#: An empty anchor whose predicted box overlaps every truth box of its image by less than this
+#: IoU keeps its no-object term: ignore rules in use spare predictions from IoU 0.5 (keras-yolo3,
+#: yolov3-tf2, YunYang) to 0.7 (darknet's YOLOv3), YOLOv2's from 0.6.
+SPARED_IOU = 0.3
+#: Sizes tried for an empty anchor's box, as multiples of the nearest truth box's size.
+_SCALES = (3.0, 2.5, 2.2, 2.0, 1.8, 1.6, 1.4, 1.2, 1.0, 0.8, 0.6, 0.45)
+
+
+def _iou(box: np.ndarray, truths: np.ndarray) -> np.ndarray:
+    """IoU of one ``(cx, cy, w, h)`` box with each row of ``truths`` (image fractions)."""
+    lo = np.maximum(box[:2] - box[2:] / 2, truths[:, :2] - truths[:, 2:] / 2)
+    hi = np.minimum(box[:2] + box[2:] / 2, truths[:, :2] + truths[:, 2:] / 2)
+    inter = np.prod(np.clip(hi - lo, 0.0, None), axis=1)
+    union = np.prod(box[2:]) + np.prod(truths[:, 2:], axis=1) - inter
+    return inter / np.maximum(union, 1e-12)
+
+
+def _poor_overlaps(scene: Any) -> dict[tuple[int, int, int, int], tuple[float, float, float]]:
+    """For empty anchors that can predict one, a box ``(w, h, IoU)`` centred on the anchor's
+    cell that overlaps the nearest truth box of its image with IoU in [0.1, SPARED_IOU) and
+    every other one less: the predictions no ignore rule may spare."""
+    spec = scene.spec
+    chosen: dict[tuple[int, int, int, int], tuple[float, float, float]] = {}
+    empty = ~scene.object_mask()
+    for b in range(spec.batch):
+        objs = [o for o in scene.objects if o.b == b]
+        if not objs:
+            continue
+        truths = np.array([[(o.j + o.x) / spec.W, (o.i + o.y) / spec.H, o.w, o.h] for o in objs])
+        for i in range(spec.H):
+            for j in range(spec.W):
+                centre = np.array([(j + 0.5) / spec.W, (i + 0.5) / spec.H])
+                near = truths[int(np.argmin(np.sum((truths[:, :2] - centre) ** 2, axis=1)))]
+                for k in _SCALES:
+                    box = np.concatenate([centre, k * near[2:]])
+                    iou = float(_iou(box, truths).max())
+                    if 0.1 <= iou < SPARED_IOU:
+                        for a in range(spec.anchors):
+                            if empty[b, i, j, a]:
+                                chosen[(b, i, j, a)] = (float(box[2]), float(box[3]), iou)
+                        break
+    return chosen
+
+
+@prop(
+    "spares_only_overlapping_boxes",
+    components=("no_objects", "confidence", "total"),
+    draws=lambda ctx, c: st.fixed_dictionaries(
+        {"scene": scene_draws(ctx, max_objects=3, crowded=None), "seed": ls.noise_seeds()}
+    ),
+    bugs=(3,),
+)
+def spares_only_overlapping_boxes(ctx: Context, role: str, d: dict[str, Any]) -> Outcome:
+    """An empty anchor whose predicted box overlaps every truth box of its image by less than
+    IoU 0.3 is trained toward "no object" as much as when it predicts a tiny box: an
+    ignore-by-IoU rule (keras-yolo3's 0.5, YOLOv2's 0.6) may spare only predictions close to a
+    truth box. An IoU computed wrong (intersection over the truth's area, a corner a whole size
+    from the centre, a width read from the wrong channel) spares far more, and those anchors
+    never learn to say "no object".
+
+    Each such anchor predicts a box centred on its cell, sized from the nearest truth box so
+    the IoU is between 0.1 and 0.3, with obj at probability 0.5; its no-object gradient is
+    compared with the one it gets predicting a tiny box (which no rule spares).
+    """
+    scene = d["scene"]
+    chosen = _poor_overlaps(scene)
+    if not chosen:
+        return Outcome.ok(info="no empty anchor can predict a box overlapping a truth by 0.1-0.3")
+    tiny = sc.noisy(scene, ctx.codec, seed=d["seed"], tiny_empty_boxes=True)
+    half = 0.5 if ctx.codec.obj == "identity" else 0.0  # raw obj meaning probability 0.5
+    small_raw = tiny.y_pred.astype(np.float64).copy()
+    for slot in chosen:
+        small_raw[(*slot, OBJ_CH)] = half
+    raw = small_raw.copy()
+    anchors = ctx.codec.anchor_grid(scene.spec)[0, 0, 0]
+    for (b, i, j, a), (w, h, _) in chosen.items():
+        raw[b, i, j, a, 0:2] = ctx.codec.encode_xy(np.array([0.5, 0.5]))
+        raw[b, i, j, a, 2:4] = ctx.codec.encode_wh(np.array([w, h]), anchors[a])
+    small = tiny.derive(small_raw, "tiny empty boxes, obj 0.5 at the chosen anchors")
+    overlapping = tiny.derive(raw, "empty anchors predicting boxes of IoU 0.1-0.3 with a truth")
+    g_small = np.abs(ctx.evaluate(small).grads[role][..., OBJ_CH])
+    g_over = np.abs(ctx.evaluate(overlapping).grads[role][..., OBJ_CH])
+    if not (np.isfinite(g_small).all() and np.isfinite(g_over).all()):
+        raise NonFinite(role, overlapping.label, float("nan"))
+    spared = [
+        slot for slot in chosen if g_small[slot] > ZERO_GRAD and g_over[slot] < 0.1 * g_small[slot]
+    ]
+    if spared:
+        worst = spared[0]
+        return Outcome(
+            "fail",
+            expected=(
+                f"{role} trains every empty anchor whose box overlaps each truth box by IoU < "
+                f"{SPARED_IOU:g} as it does with a tiny box (ignore rules spare IoU >= 0.5)"
+            ),
+            observed=(
+                f"{len(spared)} / {len(chosen)} such anchors lose their no-object gradient "
+                f"(e.g. anchor {worst}: IoU {chosen[worst][2]:.2f}, gradient on obj "
+                f"{fmt(float(g_over[worst]))} vs {fmt(float(g_small[worst]))} with a tiny box): "
+                "the ignore rule's IoU is wrong and spares predictions far from any object"
+            ),
+            cells=tuple(spared),
+            of=len(chosen),
+            of_what="empty anchors with a poorly overlapping box",
+            values={"spared": len(spared), "tried": len(chosen)},
+        )
+    return Outcome.ok(info=f"{len(chosen)} empty anchors with IoU 0.1-0.3 all trained")
