@@ -126,7 +126,7 @@ def _channel_label(ch: int) -> str:
 
 @prop(
     "own_channels",
-    components=("coordinates", "classification", "no_objects"),
+    components=("coordinates", "classification", "no_objects", "total"),
     draws=lambda ctx, c: st.fixed_dictionaries(
         {"scene": scene_draws(ctx, max_objects=3, crowded=None), "seed": ls.noise_seeds()}
     ),
@@ -139,8 +139,11 @@ def own_channels(ctx: Context, role: str, d: dict[str, Any]) -> Outcome:
     obj or the classes (a box loss weighted by the predicted confidence), the no-object term
     moves nothing but the obj output of empty anchors.
 
-    ``objects.target_carries_no_gradient`` is the same check for the objectness term. Leaks
-    below a millionth of the component's own gradient are rounding.
+    ``objects.target_carries_no_gradient`` is the same check for the objectness term. For a
+    loss that returns only its total, the total's channels are those of every term: no box or
+    class channel of an empty anchor (an unmasked softmax cross-entropy is 0 against an all-zero
+    label, but TensorFlow's gradient of it, ``softmax - labels``, is not). Leaks below a
+    millionth of the component's own gradient are rounding.
     """
     case = sc.noisy(d["scene"], ctx.codec, seed=d["seed"])
     g = ctx.evaluate(case).grads[role]
