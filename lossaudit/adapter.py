@@ -109,6 +109,14 @@ class _LazyGrads(Mapping[str, np.ndarray]):
         return len(self._loaded())
 
 
+def _keyed(case: Case, mode: str) -> tuple[np.ndarray, tuple[Any, ...]]:
+    """The case's predictions as float32 and the key its evaluations are kept under. The
+    truth-side inputs are a function of the scene (hashable, a few objects), so only the
+    predictions are hashed; sha1 is the fastest full-content digest hashlib offers."""
+    y_pred = np.ascontiguousarray(case.y_pred, dtype=np.float32)
+    return y_pred, (mode, case.scene, y_pred.shape, hashlib.sha1(y_pred.data).digest())
+
+
 def _host_view(tensor: Any) -> np.ndarray:
     """A read-only numpy view of a CPU tensor's buffer (a copy for other devices)."""
     try:
@@ -363,8 +371,7 @@ class Adapter:
         backward pass is most of a call's cost. Anything unusual (an eager-only loss, an error)
         goes through :meth:`evaluate`, which reports it."""
         mode = self.default_mode
-        y_pred = np.ascontiguousarray(case.y_pred, dtype=np.float32)
-        key = (mode, case.scene, y_pred.shape, hashlib.sha1(y_pred.data).digest())
+        y_pred, key = _keyed(case, mode)
         for store in (self._cache, self._values):
             if key in store:
                 return store[key].values
@@ -413,10 +420,7 @@ class Adapter:
         Raises :class:`LossError` when the loss raises or returns something unusable.
         """
         mode = mode or self.default_mode
-        y_pred = np.ascontiguousarray(case.y_pred, dtype=np.float32)
-        # The truth-side inputs are a function of the scene (hashable, a few objects), so only
-        # the predictions are hashed; sha1 is the fastest full-content digest hashlib offers.
-        key = (mode, case.scene, y_pred.shape, hashlib.sha1(y_pred.data).digest())
+        y_pred, key = _keyed(case, mode)
         if key in self._cache:
             self._cache.move_to_end(key)
             return self._cache[key]
