@@ -16,7 +16,10 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -36,6 +39,7 @@ __all__ = [
     "boxes_near_truth",
     "empty_scene",
     "extreme",
+    "mirrored",
     "noisy",
     "ordinary_boxes",
     "perfect",
@@ -74,6 +78,33 @@ class Case:
 
     def derive(self, y_pred: np.ndarray, step: str) -> Case:
         return Case(self.scene, y_pred.astype(np.float32), f"{self.label} | {step}")
+
+
+#: Bytes of prepared prediction grids (typical and perfect predictions) kept for reuse.
+PREPARED_BYTES = 512 * 2**20
+
+
+def _kept(fn: Callable[..., np.ndarray]) -> Callable[..., np.ndarray]:
+    """Memoise a function of hashable arguments returning a read-only array, least recently
+    used first out once the kept arrays pass ``PREPARED_BYTES``. Properties revisit a few
+    dozen seeds and scenes many times, and at real shapes each array is megabytes."""
+    kept: OrderedDict[tuple[Any, ...], np.ndarray] = OrderedDict()
+    size = [0]
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any) -> np.ndarray:
+        hit = kept.get(args)
+        if hit is not None:
+            kept.move_to_end(args)
+            return hit
+        out = fn(*args)
+        kept[args] = out
+        size[0] += out.nbytes
+        while size[0] > PREPARED_BYTES and len(kept) > 1:
+            size[0] -= kept.popitem(last=False)[1].nbytes
+        return out
+
+    return wrapper
 
 
 def _fmt(v: float) -> str:
@@ -120,7 +151,7 @@ def perfect(scene: Scene, codec: Codec) -> Case:
     return Case(scene, _perfect_raw(scene, codec), "perfect")
 
 
-@functools.lru_cache(maxsize=4)
+@_kept
 def _perfect_raw(scene: Scene, codec: Codec) -> np.ndarray:
     spec = scene.spec
     truth = scene.truth().astype(np.float64)
@@ -236,11 +267,11 @@ def _typical(rng: np.random.Generator, spec: GridSpec, codec: Codec) -> np.ndarr
     return out
 
 
-@functools.lru_cache(maxsize=4)
+@_kept
 def _typical_from_seed(seed: int, spec: GridSpec, codec: Codec) -> np.ndarray:
-    """:func:`_typical` drawn from ``default_rng(seed)``, read-only: a property draws one seed
-    and builds several cases from it, and at real shapes each draw is megabytes."""
-    return _read_only(_typical(np.random.default_rng(seed), spec, codec))
+    """:func:`_typical` drawn from ``default_rng(seed)``, read-only and as float32 (what every
+    case holds): a property draws one seed and builds several cases from it."""
+    return _read_only(_typical(np.random.default_rng(seed), spec, codec).astype(np.float32))
 
 
 def noisy(scene: Scene, codec: Codec, *, seed: int, tiny_empty_boxes: bool = False) -> Case:
@@ -327,6 +358,18 @@ def transposed(case: Case) -> Case:
     raw = np.swapaxes(case.y_pred, 1, 2).copy()
     raw[..., [0, 1, 2, 3]] = raw[..., [1, 0, 3, 2]]
     return Case(case.scene.transposed(), raw, f"{case.label} | transposed()")
+
+
+def mirrored(case: Case, codec: Codec, axis: str) -> Case:
+    """The case mirrored left-right (``axis="x"``) or upside down (``"y"``), truth and
+    predictions together: columns (rows) reversed, and every centre offset ``x`` (``y``) taken
+    to ``1 - x`` in raw form (``-t`` under a sigmoid). Sizes, anchors, obj and classes stay."""
+    grid_axis, ch = (2, 0) if axis == "x" else (1, 1)
+    raw = np.flip(case.y_pred, axis=grid_axis).astype(np.float64)
+    raw[..., ch] = 1.0 - raw[..., ch] if codec.xy == "identity" else -raw[..., ch]
+    return Case(
+        case.scene.mirrored(axis), raw.astype(np.float32), f"{case.label} | mirrored(axis={axis!r})"
+    )
 
 
 def training_scene(spec: GridSpec) -> Scene:

@@ -14,6 +14,7 @@ can build perfect, shifted and opposite raw predictions. Everything here is nump
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -334,6 +335,16 @@ class Scene:
         spec = self.spec.replace(H=self.spec.W, W=self.spec.H)
         objs = tuple(Obj(o.b, o.j, o.i, o.a, o.y, o.x, o.h, o.w, o.cls) for o in self.objects)
         return Scene(spec, objs, not self.flipped)
+
+    def mirrored(self, axis: str) -> Scene:
+        """The same scene mirrored left-right (``axis="x"``: columns reversed, ``x`` to
+        ``1 - x``) or upside down (``axis="y"``: rows reversed, ``y`` to ``1 - y``)."""
+        s = self.spec
+        if axis == "x":
+            objs = tuple(dataclasses.replace(o, j=s.W - 1 - o.j, x=1.0 - o.x) for o in self.objects)
+        else:
+            objs = tuple(dataclasses.replace(o, i=s.H - 1 - o.i, y=1.0 - o.y) for o in self.objects)
+        return Scene(s, objs, self.flipped)
 
     def __repr__(self) -> str:
         inner = ", ".join(repr(o) for o in self.objects)

@@ -94,6 +94,24 @@ def test_repeated_and_transposed_keep_the_pairing():
     np.testing.assert_array_equal(sc.transposed(t).y_pred, case.y_pred)
 
 
+@pytest.mark.parametrize("codec", [Codec(), Codec(xy="identity", wh="square", obj="identity")])
+@pytest.mark.parametrize("axis", ["x", "y"])
+def test_mirrored_is_the_perfect_prediction_of_the_mirrored_scene(codec, axis):
+    mirrored = sc.mirrored(sc.perfect(SCENE, codec), codec, axis)
+    want = sc.perfect(SCENE.mirrored(axis), codec)
+    m = mirrored.scene.object_mask()
+    np.testing.assert_array_equal(mirrored.y_true(), want.y_true())
+    np.testing.assert_allclose(mirrored.y_pred[m], want.y_pred[m], atol=1e-5)
+    case = sc.noisy(SCENE, codec, seed=3)
+    back = sc.mirrored(sc.mirrored(case, codec, axis), codec, axis)
+    np.testing.assert_allclose(back.y_pred, case.y_pred, atol=1e-6)
+    o, (flip, _) = SCENE.objects[0], mirrored.scene.objects
+    if axis == "x":
+        assert (flip.j, flip.i, flip.x, flip.y) == (SPEC.W - 1 - o.j, o.i, 1 - o.x, o.y)
+    else:
+        assert (flip.i, flip.j, flip.y, flip.x) == (SPEC.H - 1 - o.i, o.j, 1 - o.y, o.x)
+
+
 def test_extreme_writes_only_selected_channels():
     case = sc.perfect(SCENE, Codec())
     ex = sc.extreme(case, value=100.0, where="empty", channels="wh")

@@ -1,5 +1,5 @@
 """Whole-loss behaviours: purity, consistency with the components, graph parity, grid
-transposition, other grid sizes, batch reduction."""
+transposition and mirroring, other grid sizes, batch reduction."""
 
 from __future__ import annotations
 
@@ -267,6 +267,45 @@ def transpose_invariant(ctx: Context, role: str, d: dict[str, Any]) -> Outcome:
                     f"transpose ({ctx.spec.W}x{ctx.spec.H})"
                 ),
                 values={"original": a, "transposed": b},
+            )
+    return Outcome.ok()
+
+
+@prop(
+    "mirror_invariant",
+    components=("total",),
+    draws=lambda ctx, role: st.fixed_dictionaries(
+        {
+            "scene": scene_draws(ctx, min_objects=1, max_objects=3, crowded=None),
+            "seed": ls.noise_seeds(),
+            "axis": st.sampled_from(("x", "y")),
+        }
+    ),
+    total_only_when_scalar=False,
+    bugs=(16, 19),
+)
+def mirror_invariant(ctx: Context, role: str, d: dict[str, Any]) -> Outcome:
+    """Mirroring the image left-right (or upside down), in truth and predictions together,
+    changes no component: a box left of its truth costs what the mirrored box right of it
+    costs. A smoothed ``|d|`` without its ``abs``, an offset measured from the wrong edge of the
+    cell or a grid built in reverse makes one side cheaper than the other."""
+    case = sc.noisy(d["scene"], ctx.codec, seed=d["seed"])
+    flipped = sc.mirrored(case, ctx.codec, d["axis"])
+    ev, ev_m = ctx.evaluate(case), ctx.evaluate(flipped)
+    side = "left-right" if d["axis"] == "x" else "upside down"
+    for r in ctx.roles:
+        a, b = ev.values[r], ev_m.values[r]
+        if not (np.isfinite(a) and np.isfinite(b)):
+            continue
+        if abs(a - b) > tol(a, atol=1e-5, rtol=1e-4):
+            return Outcome(
+                "fail",
+                expected=f"{r} unchanged when the scene is mirrored {side} (rtol=1e-4)",
+                observed=(
+                    f"{r} = {fmt(a)} on the scene, {fmt(b)} on its mirror image: the loss "
+                    f"treats the two sides of a box differently along {d['axis']}"
+                ),
+                values={"original": a, "mirrored": b},
             )
     return Outcome.ok()
 
