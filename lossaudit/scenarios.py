@@ -188,7 +188,7 @@ def shifted(case: Case, codec: Codec, *, dx: float = 0.0, dy: float = 0.0) -> Ca
     """
     truth = case.y_true().astype(np.float64)
     mask = case.scene.object_mask()
-    raw = case.y_pred.astype(np.float64).copy()
+    raw = case.y_pred.astype(np.float64)
     for ch, d in ((0, dx), (1, dy)):
         t = truth[..., ch]
         toward_room = np.where(t > 0.5, -abs(d), abs(d))
@@ -207,7 +207,7 @@ def scaled(case: Case, codec: Codec, *, dw: float = 0.0, dh: float = 0.0) -> Cas
     truth = case.y_true().astype(np.float64)
     mask = case.scene.object_mask()
     anchors = codec.anchor_grid(case.spec)
-    raw = case.y_pred.astype(np.float64).copy()
+    raw = case.y_pred.astype(np.float64)
     size = truth[..., 2:4]
     step = np.abs(np.array([dw, dh]))
     wh = np.where(size > 0.5, size * np.exp(-step), size * np.exp(step))
@@ -299,7 +299,7 @@ def boxes_near_truth(case: Case, codec: Codec, *, seed: int, spread: float = 0.1
     near = perfect(case.scene, codec).y_pred[..., 0:4] + rng.normal(
         0.0, spread, case.y_pred[..., 0:4].shape
     )
-    raw = case.y_pred.astype(np.float64).copy()
+    raw = case.y_pred.astype(np.float64)
     raw[..., 0:4] = np.where(mask, near, raw[..., 0:4])
     return case.derive(codec.clamp(raw), f"boxes_near_truth(seed={seed})")
 

@@ -251,7 +251,7 @@ def spares_only_overlapping_boxes(ctx: Context, role: str, d: dict[str, Any]) ->
         return Outcome.ok(info="no empty anchor can predict a box overlapping a truth by 0.1-0.3")
     tiny = sc.noisy(scene, ctx.codec, seed=d["seed"], tiny_empty_boxes=True)
     half = 0.5 if ctx.codec.obj == "identity" else 0.0  # raw obj meaning probability 0.5
-    small_raw = tiny.y_pred.astype(np.float64).copy()
+    small_raw = tiny.y_pred.astype(np.float64)
     small_raw[..., OBJ_CH] = np.where(chosen, half, small_raw[..., OBJ_CH])
     raw = small_raw.copy()
     box = chosen[..., None]
@@ -401,7 +401,7 @@ def ignore_follows_iou(ctx: Context, role: str, d: dict[str, Any]) -> Outcome:
         return Outcome.ok(info="no empty anchor near a truth box can reach the IoU ladder")
     tiny = sc.noisy(scene, ctx.codec, seed=d["seed"], tiny_empty_boxes=True)
     half = 0.5 if ctx.codec.obj == "identity" else 0.0  # raw obj meaning probability 0.5
-    base = tiny.y_pred.astype(np.float64).copy()
+    base = tiny.y_pred.astype(np.float64)
     for slot in set().union(*rounds):
         base[(*slot, OBJ_CH)] = half
     anchors = ctx.codec.anchor_grid(scene.spec)[0, 0, 0]
