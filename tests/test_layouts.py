@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fixtures.catalog import LAYOUT_BUGS, LAYOUT_CORRECT, YAD2K_ANCHORS
+from fixtures.catalog import KERAS_YOLO3_CORRECT, LAYOUT_BUGS, LAYOUT_CORRECT, YAD2K_ANCHORS
 from lossaudit.calling import printed_values
 from lossaudit.cli import build_parser
 from lossaudit.errors import InvalidSpec
@@ -341,13 +341,7 @@ def test_correct_layout_fixtures_raise_no_false_alarm(fixture, shape):
 
 DEGENERATE = "total.finite_on_degenerate_boxes"
 #: keras-yolo3's correct fixture, beside the catalogue's: it is audited on every scale.
-KY3_CORRECT = dataclasses.replace(
-    LAYOUT_CORRECT[0],
-    name="keras_yolo3.yolo_loss",
-    target="fixtures/losses/keras_yolo3_style.py:yolo_loss",
-    options={"layout": "keras-yolo3", "scales": "2,4,8", "anchors-file": KY3_ANCHORS_FILE},
-    warns=(),
-)
+KY3_CORRECT = KERAS_YOLO3_CORRECT
 
 
 @pytest.mark.slow
