@@ -9,10 +9,11 @@ Run::
     python benchmarks/mutation.py --list --losses mse_loss # the mutants and their ids, nothing run
     python benchmarks/mutation.py --only ID                # one mutant (ids as --list prints them)
 
-Not run in CI. Each correct canonical fixture of ``fixtures.catalog.CORRECT`` is parsed with the
-standard library's ``ast``; every function its entry point reaches inside its own module (helpers
-it calls, their helpers, default arguments, and module-level numeric constants they read) is
-mutated one first-order edit at a time:
+Not run in CI. Each correct fixture loss (the canonical ones of ``fixtures.catalog.CORRECT``, then
+the layout ones, below) is parsed with the standard library's ``ast``; every function its entry
+point reaches inside its own module (helpers it calls, their helpers, default arguments, and
+module-level numeric constants they read, ``A, B = 5, 1`` included; an entry that is a method,
+``YOLO.custom_loss``, reaches its whole class) is mutated one first-order edit at a time:
 
 - ``binop``: ``+ <-> -``, ``* <-> /``;
 - ``drop_term``: ``a + b -> a`` and ``-> b`` (``a - b -> a`` and ``-> -b``);
@@ -30,26 +31,38 @@ mutated one first-order edit at a time:
   ``-> x + 1`` (slice bounds and channel indices included);
 - ``compare``: ``< <-> <=``, ``> <-> >=``, ``== <-> !=``, and the direction flipped.
 
-The layout fixtures (``fixtures.catalog.LAYOUT_CORRECT``: YAD2K, keras-yolo3 and the other public
-conventions) are left out: auditing them needs each one's layout options and anchors in the
-equivalence check and the audit, which this benchmark does not build.
+**Layout fixtures**, correct losses written in a public repository's own calling convention
+(``fixtures.catalog.LAYOUT_CORRECT``: YAD2K's, its Keras 2 spelling, yolov3-tf2's factory,
+keras-yolo2's method, YunYang's; and keras-yolo3's ``KERAS_YOLO3_CORRECT``), are mutated the same
+way. Each is named ``LAYOUT/NAME`` (``yad2k/yolo_loss``, ``yad2k/keras2.yolo_loss``,
+``yolov3-tf2/YoloLoss``, ``keras-yolo3/yolo_loss``: no canonical name has a slash) and carries
+its options table, as ``tests/test_layouts.py`` audits it (``layout``, anchors or
+``anchors-file``, ``scales``, ``only-scale``, ``loss-arg``). At ``C`` classes the options are that
+table with ``classes = C``, and with more than one class ``grid = 4`` (the test's ``{}`` and
+``{"grid": 4, "classes": 3}``: 3x4, or the table's own grid, at 1 class and 4x4 at 3; a
+multi-scale fixture keeps its scales' grids). The equivalence check and the audit both call the
+loss through its layout with those options (:class:`~lossaudit.options.LossOptions`: frames,
+anchors in the layout's unit, the loss built by the layout from a factory or a method); the
+mutated module is loaded as the original is, by ``lossaudit.targets.load_target``, so the TF1 /
+Keras 2 bridge mends the Keras 2 spelling of each mutant too.
 
 A mutant is one (fixture, edit) pair: an edit of a helper shared by several fixtures is run
 against every fixture that reaches it, so per-loss rows are comparable (a ``_prepare`` edit counts
 once per loss). Its id is ``FIXTURE/FILESTEM:FUNCTION:LINE:COL-END_LINE:END_COL:OPERATOR:VARIANT``
-(the span of the edited expression in the original file), stable across runs; ``--only ID``
-reruns one. The
-mutated module is the original text with that one expression replaced (parenthesised when the
-parse needs it; checked by comparing the parsed tree with the mutated one), relative imports made
-absolute, written to a temporary directory and loaded as a ``file.py:name`` target.
+(the span of the edited expression in the original file; a layout fixture's ``FIXTURE`` has a
+slash of its own), stable across runs; ``--only ID`` reruns one. The mutated module is the
+original text with that one expression replaced (parenthesised when the parse needs it; checked
+by comparing the parsed tree with the mutated one), relative imports made absolute, written to a
+temporary directory and loaded as a ``file.py:name`` target.
 
 For each class count of ``--classes`` (default 1 and 3) a mutant is first checked for
 **equivalence**: the original and the mutant are evaluated by lossaudit's adapter (graph mode) on
 the same fixed set of canonical cases (two grids, 2x3x4x2 and 3x2x5x3; scenes of 0 to 4 objects
 with normal and tiny boxes; typical untrained, perfect, near-truth, uniform in [-4, 4], +-100
 saturated predictions, and empty anchors predicting a truth's box so an ignore-by-IoU rule
-fires; 96 cases), comparing every reported component's value, its
-gradient with respect to ``y_pred`` and whether that gradient is connected, with
+fires; 96 cases; a layout fixture: the same scenes and predictions on each frame its audit
+audits, see below), comparing every reported component's value, its gradient with respect to
+``y_pred`` and whether that gradient is connected, with
 ``|a - b| <= 1e-5 * |b| + 1e-6 * max(1, max |b|)`` (NaN matching NaN). Equal everywhere means
 ``equivalent`` at that class count: it behaves as the original on the domain the audit draws
 from (differences only outside it, such as a log floor of 1e-9 never reached by boxes of at
@@ -58,6 +71,16 @@ equivalent. A non-equivalent mutant is audited with the fixture's codec, ``GridS
 (batch 2, 3x4 grid, 2 anchors), the ``ci`` profile (15 derandomized examples) with shrinking off,
 and without the analysis step (curves, gradient view, balance: it decides no verdict; measured
 below). A 1-class audit of a softmax-class fixture is run too.
+
+A layout fixture's check runs on every frame its audit audits (each scale of a multi-scale loss,
+in turn with the others empty, or its ``only-scale``): on each, the cases above with the frame's
+anchors and codec on two grids the layout takes, the frame's grid at batch 2 and at batch 3 one
+row less and one column more (3x4 -> 2x5; a square-only layout: 4x4 -> 3x3; a scale of a
+multi-scale loss: its own grid again), 96 cases per frame (yunyang's one scale: 96;
+keras-yolo3's three: 288). Its audit is ``lossaudit.audit`` with the options at ``C`` classes
+(spec, codec, layout, scales...), the same ``ci`` settings, and its baseline is the original's
+audit with the same options. A mutant whose factory or method the layout cannot build raises in
+the check (not equivalent) and errors in the audit.
 
 Each audit is compared with the original fixture's own audit at the same class count (the
 *baseline*, run once per fixture and class count): a correct fixture warns by design in places
@@ -110,7 +133,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -553,19 +576,23 @@ def _module_context(tree: ast.Module) -> _Context:
 
 
 def _top_level(tree: ast.Module) -> dict[str, ast.stmt]:
-    """Top-level functions, classes and single-name assignments by name."""
+    """Top-level functions, classes and assignments by name (each name of ``A, B = 1, 2``)."""
     out: dict[str, ast.stmt] = {}
     for node in tree.body:
-        name = _definition_name(node)
-        if name is not None:
+        for name in _definition_names(node):
             out[name] = node
     return out
 
 
 def _is_numeric_constant(node: ast.stmt) -> bool:
+    """``NAME = number`` or ``A, B = number, number`` (the weights of a YAD2K-style loss)."""
     value = node.value if isinstance(node, ast.Assign | ast.AnnAssign) else None
     if value is None:
         return False
+    if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Tuple):
+        return isinstance(value, ast.Tuple) and all(
+            _literal_number(v) is not None for v in value.elts
+        )
     return _literal_number(value) is not None
 
 
@@ -728,16 +755,31 @@ def _replacement(source: str, stmt: ast.stmt, node: ast.AST, path: Path_, new: a
     raise ValueError(f"cannot splice {text!r} in place of line {line}")
 
 
-def _definition_name(stmt: ast.stmt) -> str | None:
-    """The name a top-level statement defines (function, class, single-name assignment)."""
+def _definition_names(stmt: ast.stmt) -> list[str]:
+    """The names a top-level statement defines: a function's, a class's, an assignment's to one
+    name or to a tuple of names (``A, B = 1, 2``)."""
     if isinstance(stmt, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
-        return stmt.name
+        return [stmt.name]
     if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1:
         target = stmt.targets[0]
-        return target.id if isinstance(target, ast.Name) else None
+        if isinstance(target, ast.Name):
+            return [target.id]
+        if isinstance(target, ast.Tuple) and all(isinstance(t, ast.Name) for t in target.elts):
+            return [t.id for t in target.elts]  # type: ignore[attr-defined]
+        return []
     if isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name):
-        return stmt.target.id
-    return None
+        return [stmt.target.id]
+    return []
+
+
+def _constant_owner(stmt: ast.Assign | ast.AnnAssign, path: Path_) -> str:
+    """The name a literal at ``path`` (from the statement) of a numeric constant's assignment
+    gives a value to: the one name, or in ``A, B = 1, 2`` the name at the literal's place."""
+    target = stmt.targets[0] if isinstance(stmt, ast.Assign) else stmt.target
+    if isinstance(target, ast.Tuple):
+        (_, index) = path[1]  # ("value", None), ("elts", index), ...
+        return target.elts[index or 0].id  # type: ignore[attr-defined]
+    return target.id  # type: ignore[attr-defined]
 
 
 def mutations(
@@ -754,20 +796,21 @@ def mutations(
     selected = [op for op in OPERATORS if op in set(operators)]
     edits: list[Edit] = []
     for stmt in tree.body:
-        name = _definition_name(stmt)
-        if name is None or (wanted is not None and name not in wanted):
+        defined = _definition_names(stmt)
+        if not defined or (wanted is not None and wanted.isdisjoint(defined)):
             continue
         step: Path_ = ()
         if isinstance(stmt, ast.Assign | ast.AnnAssign):
             if not _is_numeric_constant(stmt):
                 continue
             nodes: Iterable[tuple[ast.AST, Path_, str]] = [
-                (child, p, name)
-                for child, p, _ in _walk(stmt, step, name)
+                (child, p, _constant_owner(stmt, p))
+                for child, p, _ in _walk(stmt, step, defined[0])
                 if isinstance(child, ast.Constant | ast.UnaryOp)
             ]
+            nodes = [n for n in nodes if wanted is None or n[2] in wanted]
         else:
-            nodes = _walk(stmt, step, name)
+            nodes = _walk(stmt, step, defined[0])
         for node, path, qualname in nodes:
             if not isinstance(node, ast.expr):
                 continue
@@ -840,12 +883,49 @@ def _module_name(file: str) -> str:
     return ".".join(Path(file).with_suffix("").parts)
 
 
-def _fixtures(names: Iterable[str] | None = None) -> list[Any]:
-    from fixtures.catalog import CORRECT
+@dataclass(frozen=True)
+class Loss:
+    """A correct loss the benchmark mutates: a canonical fixture, audited with its ``codec``, or
+    a layout fixture, audited through its layout with its ``options`` table (``layout``,
+    anchors, scales... as ``[[tool.lossaudit.losses]]`` spells them)."""
 
-    known = {f.name: f for f in CORRECT}
+    name: str
+    target: str
+    codec: dict[str, str] = field(default_factory=dict, hash=False)
+    #: A layout fixture's options table; None for a canonical fixture.
+    options: dict[str, Any] | None = field(default=None, hash=False)
+
+    @property
+    def entry(self) -> str:
+        """The attribute the target names in its file (``YOLO.custom_loss``, ``mse_loss``)."""
+        return self.target.rsplit(":", 1)[1]
+
+
+def layout_name(layout: str, name: str) -> str:
+    """A layout fixture's name in this benchmark, ``LAYOUT/NAME`` (``yad2k/yolo_loss``), the
+    catalogue name without a prefix that repeats the layout (``yolov3_tf2.YoloLoss`` ->
+    ``yolov3-tf2/YoloLoss``): unambiguous beside the canonical names, which have no slash."""
+    prefix = layout.replace("-", "_") + "."
+    return f"{layout}/{name.removeprefix(prefix)}"
+
+
+def all_losses() -> list[Loss]:
+    """Every correct fixture, in catalogue order: the canonical ones (``CORRECT``), then the
+    layout ones (``LAYOUT_CORRECT`` and keras-yolo3's, ``KERAS_YOLO3_CORRECT``)."""
+    from fixtures.catalog import CORRECT, KERAS_YOLO3_CORRECT, LAYOUT_CORRECT
+
+    out = [Loss(f.name, f.target, codec=dict(f.codec)) for f in CORRECT]
+    for f in (*LAYOUT_CORRECT, KERAS_YOLO3_CORRECT):
+        layout = str(f.options["layout"])
+        out.append(Loss(layout_name(layout, f.name), f.target, options=dict(f.options)))
+    return out
+
+
+def _fixtures(names: Iterable[str] | None = None) -> list[Loss]:
+    every = all_losses()
+    known = {f.name: f for f in every}
     if names is None:
-        return list(CORRECT)
+        return every
     unknown = [n for n in names if n not in known]
     if unknown:
         raise SystemExit(f"unknown loss(es) {unknown}; correct fixtures: {', '.join(known)}")
@@ -853,10 +933,11 @@ def _fixtures(names: Iterable[str] | None = None) -> list[Any]:
 
 
 def enumerate_mutants(
-    fixtures: Iterable[Any], operators: Iterable[str] = OPERATORS
+    fixtures: Iterable[Loss], operators: Iterable[str] = OPERATORS
 ) -> tuple[list[Mutant], dict[str, str]]:
     """Every mutant of ``fixtures`` by ``operators``, in catalogue then file order, and the
-    original source of each file."""
+    original source of each file. An entry that is an attribute (``YOLO.custom_loss``) reaches
+    what its top-level definition (the whole class ``YOLO``) reaches."""
     fixtures = list(fixtures)
     sources: dict[str, str] = {}
     reach: dict[str, list[str]] = {}
@@ -864,7 +945,7 @@ def enumerate_mutants(
         file, entry = fixture.target.rsplit(":", 1)
         if file not in sources:
             sources[file] = (ROOT / file).read_text(encoding="utf-8")
-        reach[fixture.name] = reachable(ast.parse(sources[file]), entry)
+        reach[fixture.name] = reachable(ast.parse(sources[file]), entry.split(".")[0])
     per_file: dict[str, list[Edit]] = {}
     for file, source in sources.items():
         names = {n for f in fixtures if f.target.startswith(file + ":") for n in reach[f.name]}
@@ -982,20 +1063,29 @@ def _random_scene(rng: Any, spec: Any, count: int, tiny: bool) -> Any:
 
 
 def check_cases(codec: dict[str, str], classes: int) -> list[Any]:
-    """The fixed cases of the equivalence check (see the module docstring)."""
+    """The fixed cases of the equivalence check of a canonical fixture (see the module
+    docstring)."""
     key = (tuple(sorted(codec.items())), classes)
     if key in _STATE.get("cases", {}):
         return _STATE["cases"][key]
+    from lossaudit.spec import Codec, GridSpec
+
+    specs = [GridSpec(batch=b, H=h, W=w, anchors=a, classes=classes) for b, h, w, a in CHECK_GRIDS]
+    cases = _cases(Codec(**codec), specs, classes)
+    _STATE.setdefault("cases", {})[key] = cases
+    return cases
+
+
+def _cases(c: Any, specs: list[Any], classes: int) -> list[Any]:
+    """``CHECK_SCENES`` scenes on each grid of ``specs`` (one random stream, seeded by the class
+    count), each with ``CASES_PER_SCENE`` predictions made with the codec ``c``."""
     import numpy as np
 
     from lossaudit import scenarios as sc
-    from lossaudit.spec import Codec, GridSpec
 
-    c = Codec(**codec)
     rng = np.random.default_rng(20_240 + classes)
     cases = []
-    for b, h, w, a in CHECK_GRIDS:
-        spec = GridSpec(batch=b, H=h, W=w, anchors=a, classes=classes)
+    for spec in specs:
         for k in range(CHECK_SCENES):
             scene = _random_scene(rng, spec, k % 5, tiny=k in (3, 6))
             seed = int(rng.integers(2**16))
@@ -1013,8 +1103,57 @@ def check_cases(codec: dict[str, str], classes: int) -> list[Any]:
                 sc.extreme(noisy, value=value, where=where, channels=channels, codec=c),
                 _lookalike(noisy, c),
             ]
-    _STATE.setdefault("cases", {})[key] = cases
     return cases
+
+
+def layout_options(table: dict[str, Any], classes: int) -> Any:
+    """The :class:`~lossaudit.options.LossOptions` a layout fixture is checked and audited with
+    at ``classes``: its options table with that class count, and with more than one class on
+    the 4x4 grid, as ``tests/test_layouts.py`` audits the layout fixtures (``{}`` and ``{"grid":
+    4, "classes": 3}``; a multi-scale fixture keeps its scales' grids)."""
+    from lossaudit.options import LossOptions
+
+    full: dict[str, Any] = {**table, "classes": classes}
+    if classes > 1 and "scales" not in table:
+        full["grid"] = 4
+    if "anchors-file" in full:
+        full["anchors-file"] = str(ROOT / str(full["anchors-file"]))
+    return LossOptions.from_table(full, where=f"layout fixture at {classes} classes")
+
+
+def layout_check_grids(spec: Any, *, square: bool, multi_scale: bool) -> list[Any]:
+    """The two grids of a layout fixture's equivalence check on one frame whose grid is
+    ``spec``'s: that grid at batch 2, then at batch 3 the same grid (a scale of a multi-scale
+    loss has its grid), one row less and one column more (3x4 -> 2x5, as the canonical check),
+    or for a square-only layout a square one cell smaller (4x4 -> 3x3; 2x2 -> 3x3)."""
+    h, w = spec.H, spec.W
+    if multi_scale:
+        other = (h, w)
+    elif square:
+        side = h - 1 if h > 2 else h + 1
+        other = (side, side)
+    else:
+        other = (max(1, h - 1), w + 1)
+    return [spec.replace(batch=2), spec.replace(batch=3, H=other[0], W=other[1])]
+
+
+def layout_check(table: dict[str, Any], classes: int) -> tuple[Any, list[tuple[Any, list[Any]]]]:
+    """A layout fixture's equivalence check at ``classes``: its options (:func:`layout_options`)
+    and, for each frame the audit audits (every scale of a multi-scale loss, or its
+    ``only-scale``), the frame and its fixed cases on :func:`layout_check_grids`."""
+    key = (json.dumps(table, sort_keys=True), classes)
+    if key in _STATE.get("layout_cases", {}):
+        return _STATE["layout_cases"][key]
+    options = layout_options(table, classes)
+    groups = []
+    for frame in options.scale_frames():
+        specs = layout_check_grids(
+            frame.spec, square=options.layout.square, multi_scale=bool(options.scales)
+        )
+        groups.append((frame, _cases(frame.codec, specs, classes)))
+    out = (options, groups)
+    _STATE.setdefault("layout_cases", {})[key] = out
+    return out
 
 
 def _lookalike(case: Any, codec: Any) -> Any:
@@ -1034,12 +1173,20 @@ def _lookalike(case: Any, codec: Any) -> Any:
     return case.derive(codec.clamp(raw).astype(np.float32), "lookalike boxes at empty anchors")
 
 
-def _evaluate_all(loss: Any, cases: list[Any]) -> list[Any]:
-    """Each case's evaluation (values, gradients, connected), or the loss's error message."""
+def _evaluate_all(loss: Any, cases: list[Any], options: Any = None, frame: Any = None) -> list[Any]:
+    """Each case's evaluation (values, gradients, connected), or the loss's error message; with
+    a layout fixture's ``options``, called through its layout in ``frame``."""
     from lossaudit.adapter import Adapter
     from lossaudit.errors import LossError
 
-    adapter = Adapter(loss)
+    if options is None:
+        adapter = Adapter(loss)
+    else:
+        try:
+            adapter = Adapter.calling(loss, options, frame)
+        except Exception as exc:  # the layout builds the loss: a mutated factory may raise
+            message = f"building the loss raised {type(exc).__name__}: {exc}"[:300]
+            return [message] * len(cases)
     out: list[Any] = []
     for case in cases:
         try:
@@ -1089,20 +1236,29 @@ def compare_evaluations(mutant: list[Any], original: list[Any], cases: list[Any]
     return ""
 
 
-def _audit(loss: Any, target: str, codec: dict[str, str], classes: int, opts: dict) -> dict:
+def _audit(loss: Any, target: str, task: dict, classes: int, opts: dict) -> dict:
+    """The audit of ``loss`` at ``classes``: a canonical fixture's with its codec on
+    ``GridSpec(classes=C)``, a layout fixture's with its options (:func:`layout_options`)."""
     from lossaudit.audit import audit
     from lossaudit.settings import resolve
     from lossaudit.spec import Codec, GridSpec
 
     started = time.perf_counter()
     settings = resolve("ci", shrink=False, time_limit=opts["time_limit"])
+    if task.get("layout"):
+        options = layout_options(task["layout"], classes)
+        spec, codec = options.spec, options.codec
+        calling: dict[str, Any] = {"components": options.components, **options.calling()}
+    else:
+        spec, codec, calling = GridSpec(classes=classes), Codec(**task["codec"]), {}
     report = audit(
         loss,
-        GridSpec(classes=classes),
-        Codec(**codec),
+        spec,
+        codec,
         settings=settings,
         target=target,
         analyse_loss=opts["analyse"],
+        **calling,
     )
     verdicts = {r.property: str(r.status) for r in report.results}
     messages = {
@@ -1127,6 +1283,20 @@ def _original(fixture: str, target: str) -> Any:
     return _STATE["originals"][fixture]
 
 
+def _check(task: dict, classes: int) -> tuple[list[Any], Callable[[Any], list[Any]]]:
+    """The equivalence check's cases at ``classes`` and how to evaluate a loss on all of them
+    (through the fixture's layout, frame by frame, for a layout fixture)."""
+    if not task.get("layout"):
+        cases = check_cases(task["codec"], classes)
+        return cases, lambda loss: _evaluate_all(loss, cases)
+    options, groups = layout_check(task["layout"], classes)
+
+    def evaluate(loss: Any) -> list[Any]:
+        return [e for frame, own in groups for e in _evaluate_all(loss, own, options, frame)]
+
+    return [case for _, own in groups for case in own], evaluate
+
+
 def run_task(task: dict) -> dict:
     """Run one task in the worker: a fixture's ``baseline`` audit at one class count, or a
     ``mutant`` (equivalence check, then audit) at each of its class counts."""
@@ -1135,10 +1305,9 @@ def run_task(task: dict) -> dict:
     _setup_worker()
     started = time.perf_counter()
     opts = task["options"]
-    codec = task["codec"]
     if task["kind"] == "baseline":
         loss = _original(task["fixture"], task["target"])
-        out = _audit(loss, task["target"], codec, task["classes"], opts)
+        out = _audit(loss, task["target"], task, task["classes"], opts)
         import tensorflow as tf
 
         import lossaudit
@@ -1162,20 +1331,18 @@ def run_task(task: dict) -> dict:
         original = _original(task["fixture"], task["target"])
         for c in task["classes"]:
             t0 = time.perf_counter()
-            cases = check_cases(codec, c)
+            cases, evaluate = _check(task, c)
             key = (task["fixture"], c)
             if key not in _STATE["reference"]:
-                _STATE["reference"][key] = _evaluate_all(original, cases)
-            difference = compare_evaluations(
-                _evaluate_all(loss, cases), _STATE["reference"][key], cases
-            )
+                _STATE["reference"][key] = evaluate(original)
+            difference = compare_evaluations(evaluate(loss), _STATE["reference"][key], cases)
             result: dict[str, Any] = {
                 "equivalent": not difference,
                 "check": difference or f"equal on {len(cases)} cases",
                 "seconds_check": round(time.perf_counter() - t0, 2),
             }
             if difference:
-                result.update(_audit(loss, task["file"] + ":" + task["entry"], codec, c, opts))
+                result.update(_audit(loss, task["file"] + ":" + task["entry"], task, c, opts))
             per_class[str(c)] = result
     finally:
         sys.path[:] = saved_path
@@ -1285,7 +1452,9 @@ def load_reasons(path: Path = REASONS_FILE) -> dict[str, str]:
 
 
 def _site(record: dict) -> str:
-    return record["id"].split("/", 1)[1]
+    """The edit site of a mutant's record: its id without the ``LOSS/`` prefix (a layout
+    fixture's name has a slash of its own)."""
+    return record["id"].removeprefix(record["loss"] + "/")
 
 
 def render(data: dict, reasons: dict[str, str] | None = None) -> str:
@@ -1510,13 +1679,22 @@ def run(args: argparse.Namespace) -> dict:
         "commit": _git_commit(),
         "argv": sys.argv[1:],
         "classes": classes,
-        "settings": {"profile": "ci", "shrink": False, **_options(args)},
+        "settings": {
+            "profile": "ci",
+            "shrink": False,
+            **_options(args),
+            "layout_fixtures": "their options table with classes = C, and grid = 4 at more than "
+            "one class (a multi-scale fixture keeps its scales)",
+        },
         "equivalence": {
             "rtol": RTOL,
             "atol": ATOL,
             "grids": CHECK_GRIDS,
             "scenes_per_grid": CHECK_SCENES,
             "cases": len(CHECK_GRIDS) * CHECK_SCENES * CASES_PER_SCENE,
+            "layout_fixtures": "the same scenes and predictions on each audited frame: its grid "
+            "at batch 2, then at batch 3 one row less and one column more (square-only "
+            "layouts: one cell smaller; a scale of a multi-scale loss: its own grid)",
         },
         "universe": {"mutants": len(every), "per_loss": counts},
         **{k: v for k, v in data.get("meta", {}).items() if k in ("versions", "lossaudit_path")},
@@ -1538,22 +1716,25 @@ def run(args: argparse.Namespace) -> dict:
                         "fixture": fixture.name,
                         "target": fixture.target,
                         "codec": fixture.codec,
+                        "layout": fixture.options,
                         "classes": c,
                         "options": options,
                     }
                 )
     by_id = {m.id: m for m in todo}
+    by_name = {f.name: f for f in fixtures}
     for m in todo:
         tasks.append(
             {
                 "kind": "mutant",
                 "id": m.id,
                 "fixture": m.fixture,
-                "target": next(f.target for f in fixtures if f.name == m.fixture),
+                "target": by_name[m.fixture].target,
                 "entry": m.entry,
                 "file": m.edit.file,
                 "source": mutated_source(m, sources),
                 "codec": dict(m.codec),
+                "layout": by_name[m.fixture].options,
                 "classes": classes,
                 "options": options,
             }
@@ -1635,7 +1816,11 @@ def run(args: argparse.Namespace) -> dict:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--losses", help="comma-separated correct fixtures (default: all)")
+    parser.add_argument(
+        "--losses",
+        help="comma-separated correct fixtures (default: all), a layout fixture as LAYOUT/NAME "
+        "(yad2k/yolo_loss, keras-yolo3/yolo_loss; --list names them all)",
+    )
     parser.add_argument("--operators", help=f"comma-separated, of: {', '.join(OPERATORS)}")
     parser.add_argument("--classes", default="1,3", help="class counts to audit (default 1,3)")
     parser.add_argument("--only", action="append", metavar="ID", help="run this mutant only")

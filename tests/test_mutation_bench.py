@@ -191,3 +191,91 @@ def test_importing_the_benchmark_does_not_import_tensorflow():
         "assert 'tensorflow' not in sys.modules and 'numpy' not in sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+
+
+# -- layout fixtures ---------------------------------------------------------------------------
+def test_layout_fixtures_are_selected_by_unambiguous_names():
+    names = [f.name for f in mb.all_losses()]
+    assert len(set(names)) == len(names)
+    canonical = [n for n in names if "/" not in n]
+    assert "mse_loss" in canonical and "yolo_loss" not in canonical
+    assert {
+        "yad2k/yolo_loss",
+        "yad2k/yolo_loss_rescored",
+        "yad2k/keras2.yolo_loss",
+        "yolov3-tf2/YoloLoss",
+        "keras-yolo2/YOLO",
+        "yunyang/compute_loss",
+        "keras-yolo3/yolo_loss",
+    } <= set(names)
+    (ky3,) = mb._fixtures(["keras-yolo3/yolo_loss"])
+    assert ky3.options["scales"] == "2,4,8" and ky3.entry == "yolo_loss" and not ky3.codec
+    with pytest.raises(SystemExit, match="unknown loss"):
+        mb._fixtures(["yolo_loss"])
+
+
+def test_a_method_entry_reaches_its_class_and_layout_ids_are_stable():
+    (yolo,) = mb._fixtures(["keras-yolo2/YOLO"])
+    first, sources = mb.enumerate_mutants([yolo], ["compare"])
+    again, _ = mb.enumerate_mutants([yolo], ["compare"])
+    assert [m.id for m in first] == [m.id for m in again]
+    assert len({m.id for m in first}) == len(first)
+    assert {m.edit.function for m in first} == {"YOLO._loss"}
+    tree = ast.parse(sources[yolo.target.split(":")[0]])
+    assert mb.reachable(tree, "YOLO") == ["IGNORE_IOU", "WH_CLIP", "_iou", "YOLO"]
+    assert all(m.id.startswith("keras-yolo2/YOLO/keras_yolo2_style:") for m in first)
+    assert {m.entry for m in first} == {"YOLO.custom_loss"}
+    # The reasons file is keyed by site: the loss's own slash stays out of it.
+    assert mb._site({"id": first[0].id, "loss": yolo.name}) == first[0].edit.site
+    for m in first:
+        compile(mb.mutated_source(m, sources), "mutant.py", "exec")
+
+
+def test_tuple_constants_are_mutated_under_each_name():
+    source = "A, B = 5.0, 1.0\n\n\ndef loss(x):\n    return A * x\n"
+    assert mb.reachable(ast.parse(source), "loss") == ["A", "loss"]
+    edits = mb.mutations(source, "s.py", ["A", "loss"], ["constant"])
+    assert {(e.function, e.description) for e in edits} == {
+        ("A", "5.0 -> 10.0"),
+        ("A", "5.0 -> 6.0"),
+    }
+    assert mb.splice(source, edits[0]).startswith("A, B = 10.0, 1.0\n")
+    assert {e.function for e in mb.mutations(source, "s.py", operators=["constant"])} == {"A", "B"}
+
+
+def test_layout_check_grids_are_grids_the_layout_takes():
+    from lossaudit.spec import GridSpec
+
+    spec = GridSpec(batch=2, H=3, W=4, anchors=2, classes=1)
+    grids = mb.layout_check_grids(spec, square=False, multi_scale=False)
+    assert [(g.batch, g.H, g.W, g.anchors) for g in grids] == [(2, 3, 4, 2), (3, 2, 5, 2)]
+    square = spec.replace(H=4, W=4)
+    grids = mb.layout_check_grids(square, square=True, multi_scale=False)
+    assert [(g.H, g.W) for g in grids] == [(4, 4), (3, 3)]
+    grids = mb.layout_check_grids(spec.replace(H=8, W=8), square=False, multi_scale=True)
+    assert [(g.batch, g.H, g.W) for g in grids] == [(2, 8, 8), (3, 8, 8)]
+
+
+@pytest.mark.slow
+def test_a_layout_mutant_is_checked_through_its_layout(tmp_path):
+    """The equivalence check of yolov3-tf2's factory (built by its layout, square grids): an edit
+    in a branch only a bug takes is equivalent, one in the xy term is not."""
+    (loss,) = mb._fixtures(["yolov3-tf2/YoloLoss"])
+    mutants, sources = mb.enumerate_mutants([loss], ["binop"])
+    by_site = {m.edit.site.split(":", 2)[2]: m for m in mutants}
+    original = mb._load(loss.target)[0]
+    task = {"layout": loss.options, "codec": {}}
+    cases, evaluate = mb._check(task, 1)
+    assert {(c.spec.H, c.spec.W) for c in cases} == {(4, 4), (3, 3)}
+    reference = evaluate(original)
+    outcome = {}
+    for where in ("85:33-85:69:binop:Sub->Add", "83:65-83:82:binop:Sub->Add"):
+        mutant = by_site[where]
+        path = tmp_path / where.replace(":", "_").replace(">", "") / "yolov3_tf2_style.py"
+        path.parent.mkdir()
+        path.write_text(mb.mutated_source(mutant, sources), encoding="utf-8")
+        outcome[where] = mb.compare_evaluations(
+            evaluate(mb._load(f"{path}:{mutant.entry}")[0]), reference, cases
+        )
+    assert outcome["85:33-85:69:binop:Sub->Add"] == ""  # the exp_sizes branch is never taken
+    assert "total" in outcome["83:65-83:82:binop:Sub->Add"]
