@@ -2,9 +2,10 @@
 
 Run::
 
-    python benchmarks/mutation.py                          # 15 mutants per loss (stable), ~40 min
+    python benchmarks/mutation.py                          # 15 per loss (stable), 240: ~2 h
     python benchmarks/mutation.py --json out.json --resume # the same, kept and continued if stopped
-    python benchmarks/mutation.py --per-loss 0 --json all.json --resume   # all 1440, 7-11 h
+    python benchmarks/mutation.py --per-loss 0 --json all.json --resume   # all 3979, ~30 h
+    python benchmarks/mutation.py --losses yad2k/yolo_loss,keras-yolo3/yolo_loss  # these only
     python benchmarks/mutation.py --per-loss 0 --sample 40 --seed 1       # another stable slice
     python benchmarks/mutation.py --list --losses mse_loss # the mutants and their ids, nothing run
     python benchmarks/mutation.py --only ID                # one mutant (ids as --list prints them)
@@ -109,13 +110,21 @@ Audits run in a worker process (``--jobs`` of them, default 1) that imports Tens
 replaced every ``--restart-every`` tasks to bound its memory; this module imports no TensorFlow.
 
 Cost, measured on the shared 2-core machine at a load average of 2.5 to 5, one job, niced: 17 s
-per mutant on average over the default 120 (27 s over a 40-mutant slice under more load), both
-class counts: about 1 s for the equivalence check, 7 to 25 s per audit (the IoU-masked
-``bce_loss``, ``smoothed_bce_loss`` and ``giou_loss`` the slowest), 1 to 10 s for a mutant that
-raises on its first call; plus one baseline audit per loss and class count (16 audits, about 5
-minutes). The default 120 took 38.5 minutes; all 1440 would take 7 to 11 hours, hence the default
-stable sample of 15 per loss. The analysis step would add 2 to 4 s per audit
+per mutant on average over the canonical fixtures' default 120 (27 s over a 40-mutant slice under
+more load), both class counts: about 1 s for the equivalence check, 7 to 25 s per audit (the
+IoU-masked ``bce_loss``, ``smoothed_bce_loss`` and ``giou_loss`` the slowest), 1 to 10 s for a
+mutant that raises on its first call; plus one baseline audit per loss and class count (16
+audits, about 5 minutes). Those 120 took 38.5 minutes; their 1442 would take 7 to 11 hours, hence
+the default stable sample of 15 per loss. The analysis step would add 2 to 4 s per audit
 (``identity_mse_loss``: 10 to 12 s per audit with it, 7 to 11 s without).
+
+Layout fixtures, measured on 6 mutants (load 0.6 to 2, one job, niced): a single-scale one 17 to
+36 s per audited mutant (check 1 to 2 s, audit 7 to 15 s per class count), 1.5 s for an
+equivalent one, baselines 9 to 16 s per audit; keras-yolo3, audited scale by scale, 138 s per
+mutant (check 8 to 16 s and audit 52 to 54 s per class count) and 68 to 76 s per baseline audit.
+From these, the default sample's 120 layout mutants should add about 70 minutes (keras-yolo3's
+15 about half of it) to the canonical 38.5, and all 2537 about 20 to 25 hours: estimates, not a
+measured run.
 """
 
 from __future__ import annotations
@@ -150,8 +159,9 @@ OPERATORS = (
     "constant",
     "compare",
 )
-#: Default cap of mutants per loss: every mutant (1440, 7 to 11 hours at 1 and 3 classes on one
-#: shared core) is ``--per-loss 0``; 15 per loss (120) ran in 38.5 minutes.
+#: Default cap of mutants per loss: every mutant (3979, about 30 hours at 1 and 3 classes on one
+#: shared core; the canonical fixtures' 1442, 7 to 11 hours) is ``--per-loss 0``; 15 per loss
+#: (240; the canonical 120 ran in 38.5 minutes) about 2 hours.
 PER_LOSS = 15
 #: Overall statuses, worst (for the loss: best caught) first; see the module docstring.
 STATUSES = ("killed", "error", "warned", "survived", "equivalent")
