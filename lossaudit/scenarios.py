@@ -80,14 +80,17 @@ class Case:
         return Case(self.scene, y_pred.astype(np.float32), f"{self.label} | {step}")
 
 
-#: Bytes of prepared prediction grids (typical and perfect predictions) kept for reuse.
+#: Bytes and number of prepared prediction grids (typical and perfect predictions) kept for
+#: reuse: an audit revisits about a hundred seeds and scenes.
 PREPARED_BYTES = 512 * 2**20
+PREPARED_COUNT = 256
 
 
 def _kept(fn: Callable[..., np.ndarray]) -> Callable[..., np.ndarray]:
     """Memoise a function of hashable arguments returning a read-only array, least recently
-    used first out once the kept arrays pass ``PREPARED_BYTES``. Properties revisit a few
-    dozen seeds and scenes many times, and at real shapes each array is megabytes."""
+    used first out once the kept arrays pass ``PREPARED_BYTES`` or ``PREPARED_COUNT``.
+    Properties revisit a few dozen seeds and scenes many times, and at real shapes each array is
+    megabytes."""
     kept: OrderedDict[tuple[Any, ...], np.ndarray] = OrderedDict()
     size = [0]
 
@@ -100,7 +103,7 @@ def _kept(fn: Callable[..., np.ndarray]) -> Callable[..., np.ndarray]:
         out = fn(*args)
         kept[args] = out
         size[0] += out.nbytes
-        while size[0] > PREPARED_BYTES and len(kept) > 1:
+        while (size[0] > PREPARED_BYTES or len(kept) > PREPARED_COUNT) and len(kept) > 1:
             size[0] -= kept.popitem(last=False)[1].nbytes
         return out
 

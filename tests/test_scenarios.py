@@ -144,3 +144,19 @@ def test_ordinary_boxes_keep_the_slots_and_lift_degenerate_sizes():
     assert (first.x, first.y, first.w, first.h) == (0.95, 0.4, 0.05, 0.05)
     assert (second.x, second.w, second.h) == (0.05, 0.3, 0.2)
     assert sc.ordinary_boxes(SCENE) == SCENE
+
+
+def test_prepared_predictions_are_kept_up_to_a_count_and_recomputed_after(monkeypatch):
+    computed = []
+    real = sc._typical
+    monkeypatch.setattr(sc, "_typical", lambda *a: computed.append(1) or real(*a))
+    monkeypatch.setattr(sc, "PREPARED_COUNT", 4)
+    scene = Scene(GridSpec(1, 2, 3, 1, 2), ())
+    for seed in range(10_000, 10_006):
+        sc.noisy(scene, Codec(), seed=seed)
+    assert len(computed) == 6
+    again = sc.noisy(scene, Codec(), seed=10_005)  # kept
+    assert len(computed) == 6
+    sc.noisy(scene, Codec(), seed=10_000)  # let go: recomputed, the same values
+    assert len(computed) == 7
+    np.testing.assert_array_equal(again.y_pred, sc.noisy(scene, Codec(), seed=10_005).y_pred)
