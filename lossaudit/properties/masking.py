@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from lossaudit import scenarios as sc
 from lossaudit import strategies as ls
+from lossaudit.layouts.base import image_boxes
 from lossaudit.properties._helpers import (
     CHANNELS,
     ZERO_GRAD,
@@ -195,6 +196,12 @@ def _max_iou(boxes: np.ndarray, truths: np.ndarray) -> np.ndarray:
     return (inter / np.maximum(union, 1e-12)).max(axis=1)
 
 
+def _truths_by_image(scene: Any) -> dict[int, np.ndarray]:
+    """Each image's truth boxes ``(cx, cy, w, h)`` in image fractions, for images with any."""
+    rows = image_boxes(scene)
+    return {int(b): rows[rows[:, 0] == b, 1:5] for b in np.unique(rows[:, 0])}
+
+
 def _poor_overlaps(scene: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """For empty anchors that can predict one, a box centred on the anchor's cell that overlaps
     the nearest truth box of its image with IoU in [0.1, SPARED_IOU) and every other one less:
@@ -207,11 +214,7 @@ def _poor_overlaps(scene: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     empty = ~scene.object_mask()
     rows, cols = np.meshgrid(np.arange(spec.H), np.arange(spec.W), indexing="ij")
     centres = np.stack([(cols.ravel() + 0.5) / spec.W, (rows.ravel() + 0.5) / spec.H], axis=1)
-    for b in range(spec.batch):
-        objs = [o for o in scene.objects if o.b == b]
-        if not objs:
-            continue
-        truths = np.array([[(o.j + o.x) / spec.W, (o.i + o.y) / spec.H, o.w, o.h] for o in objs])
+    for b, truths in _truths_by_image(scene).items():
         near = truths[np.argmin(((centres[:, None] - truths[None, :, :2]) ** 2).sum(-1), axis=1)]
         found = np.zeros(len(centres), dtype=bool)
         for k in _SCALES:
@@ -310,14 +313,9 @@ def _near_truth_slots(scene: Any) -> tuple[list[Slot], dict[int, np.ndarray]]:
     """Empty anchors of every cell that reaches into a truth box, and each image's truths."""
     spec = scene.spec
     empty = ~scene.object_mask()
-    truths: dict[int, np.ndarray] = {}
+    truths = _truths_by_image(scene)
     slots: set[Slot] = set()
-    for b in range(spec.batch):
-        objs = [o for o in scene.objects if o.b == b]
-        if not objs:
-            continue
-        boxes = np.array([[(o.j + o.x) / spec.W, (o.i + o.y) / spec.H, o.w, o.h] for o in objs])
-        truths[b] = boxes
+    for b, boxes in truths.items():
         for cx, cy, w, h in boxes:
             j0, j1 = (
                 int(np.clip(np.floor(v * spec.W), 0, spec.W - 1)) for v in (cx - w / 2, cx + w / 2)
