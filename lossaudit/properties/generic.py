@@ -14,6 +14,7 @@ from lossaudit.components import COMPONENTS
 from lossaudit.properties._helpers import (
     CHANNELS,
     ZERO_GRAD,
+    cells_at,
     cells_where,
     channel_groups,
     fmt,
@@ -89,12 +90,10 @@ def finite(ctx: Context, role: str, d: dict[str, Any]) -> Outcome:
         "(use the from-logits loss), a division without an epsilon, sqrt at 0"
     )
     for case in _finite_cases(ctx, d):
-        ev = ctx.evaluate(case)
-        v = ev.values[role]
-        bad = ~np.isfinite(ev.grads[role]).all(axis=-1)
+        v, bad, anchors = ctx.nonfinite(case)[role]
         if not np.isfinite(v):
             observed = f"{role} = {v} on {case.label}{hint}"
-        elif bad.any():
+        elif len(bad):
             observed = f"{role} = {fmt(v)} but its gradient is non-finite on {case.label}{hint}"
         else:
             continue
@@ -102,8 +101,8 @@ def finite(ctx: Context, role: str, d: dict[str, Any]) -> Outcome:
             "fail",
             expected=expected,
             observed=observed,
-            cells=cells_where(bad),
-            of=bad.size,
+            cells=cells_at(bad),
+            of=anchors,
             values={"value": v},
         )
     return Outcome.ok()

@@ -123,10 +123,26 @@ class Context:
             raise NonFinite(role, case.label, v)
         return v
 
+    def nonfinite(self, case: Case) -> dict[str, tuple[float, np.ndarray, int]]:
+        """Per component on ``case``: ``(value, anchors whose gradient is not finite as an
+        (n, 4) index array, anchors in all)``. Kept per case, so every component's ``finite``
+        reads a case's gradients once."""
+        if len(self.seen) < 16:
+            self.seen.append(case)
+        return self.adapter.derived(case, "nonfinite", _nonfinite)
+
     @property
     def components(self) -> tuple[str, ...]:
         """Reported components other than total."""
         return tuple(r for r in self.roles if r != "total")
+
+
+def _nonfinite(ev: Evaluation) -> dict[str, tuple[float, np.ndarray, int]]:
+    out = {}
+    for role, grad in ev.grads.items():
+        bad = ~np.isfinite(grad).all(axis=-1)
+        out[role] = (ev.values[role], np.argwhere(bad), bad.size)
+    return out
 
 
 Applies = Callable[[Context, str], "str | None"]
