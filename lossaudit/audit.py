@@ -404,31 +404,40 @@ def _run_all(
     progress: Progress | None,
     calling: LossOptions,
 ) -> tuple[list[Result], str | None]:
-    """Every selected property in component order; ``(results, property the loss hung in)``.
-    After a hang the rest are not run (the worker thread is still busy with it)."""
+    """Every selected property; ``(results in component order, property the loss hung in)``.
+    After a hang the rest are not run (the worker thread is still busy with it).
+
+    They run one behaviour at a time (every component's ``finite``, then every component's
+    ``non_negative``...): the components of one behaviour draw the same examples, so the
+    second component on finds the cases' gradients still kept, where a component at a time
+    would have let them go at large grids."""
     spec, codec, settings = ctx.spec, ctx.codec, ctx.settings
-    ordered = sorted(selected, key=lambda p: order_key(p.component))
-    results: list[Result] = []
+    reported = sorted(selected, key=lambda p: order_key(p.component))
+    rank: dict[str, int] = {}
+    for prop in selected:
+        rank.setdefault(prop.behaviour, len(rank))
+    ordered = sorted(selected, key=lambda p: (rank[p.behaviour], order_key(p.component)))
+    results: dict[str, Result] = {}
     hung_in: str | None = None
     for index, prop in enumerate(ordered):
         if progress is not None:
             progress(index, len(ordered), prop.name)
         reason = prop.skip_reason(ctx)
         if reason is not None:
-            results.append(_plain(prop, Status.SKIP, reason))
+            results[prop.name] = _plain(prop, Status.SKIP, reason)
             continue
         reproduce = reproduce_command(
             target, spec, codec, settings, only=prop.name, components=components, calling=calling
         )
         if hung_in is not None:
-            results.append(
-                _plain(prop, Status.ERROR, f"not run: the loss hung in {hung_in}", reproduce)
+            results[prop.name] = _plain(
+                prop, Status.ERROR, f"not run: the loss hung in {hung_in}", reproduce
             )
             continue
-        results.append(_run_with_limit(prop, ctx, settings, reproduce, worker))
-        if results[-1].hung:
+        results[prop.name] = _run_with_limit(prop, ctx, settings, reproduce, worker)
+        if results[prop.name].hung:
             hung_in = prop.name
-    return results, hung_in
+    return [results[p.name] for p in reported], hung_in
 
 
 def _stats(
