@@ -100,6 +100,9 @@ def _train(
     truth = {k: tf.constant(v) for k, v in adapter.inputs(scene).items()}
     model, params, predict = _predictor(scene.spec.shape, start, images, seed)
     optimizer = keras.optimizers.Adam(learning_rate)
+    # Its slots made now, not inside the first traced step: a step that creates variables is
+    # traced twice.
+    optimizer.build(params)
 
     def grads_of_components() -> Any:
         (_, scalars, _, _), by_source = adapter.component_gradients(
