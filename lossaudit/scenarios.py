@@ -77,7 +77,11 @@ class Case:
         return self.scene.truth()
 
     def derive(self, y_pred: np.ndarray, step: str) -> Case:
-        return Case(self.scene, y_pred.astype(np.float32), f"{self.label} | {step}")
+        """A case of the same scene with ``y_pred`` (a fresh array the caller built: it is
+        taken over as is when float32, and made read-only) and ``step`` added to the label."""
+        return Case(
+            self.scene, _read_only(np.asarray(y_pred, dtype=np.float32)), f"{self.label} | {step}"
+        )
 
 
 #: Bytes and number of prepared prediction grids (typical and perfect predictions) kept for
@@ -156,13 +160,36 @@ def perfect(scene: Scene, codec: Codec) -> Case:
 
 @_kept
 def _perfect_raw(scene: Scene, codec: Codec) -> np.ndarray:
+    """The empty grid's perfect predictions (:func:`_empty_raw`) with each object's anchor
+    written over: at real shapes nearly every anchor is empty, so the grid is not recomputed."""
     spec = scene.spec
-    truth = scene.truth().astype(np.float64)
-    mask = scene.object_mask()[..., None]
-    anchors = codec.anchor_grid(spec)
+    raw = _empty_raw(spec, codec).copy()
+    mask = scene.object_mask()
+    if mask.any():
+        anchors = np.broadcast_to(codec.anchor_grid(spec), (*spec.shape[:4], 2))[mask]
+        truth = scene.truth()[mask].astype(np.float64)
+        raw[mask] = _perfect_values(truth, np.ones((len(truth), 1), bool), anchors, codec)
+    return _read_only(raw)
+
+
+@_kept
+def _empty_raw(spec: GridSpec, codec: Codec) -> np.ndarray:
+    """Perfect predictions of a scene with no object, float32 and read-only."""
+    truth = np.zeros(spec.shape)
+    mask = np.zeros((*spec.shape[:4], 1), bool)
+    return _read_only(
+        _perfect_values(truth, mask, codec.anchor_grid(spec), codec).astype(np.float32)
+    )
+
+
+def _perfect_values(
+    truth: np.ndarray, mask: np.ndarray, anchors: np.ndarray, codec: Codec
+) -> np.ndarray:
+    """Perfect raw outputs (float64) for truth rows ``(..., 5 + C)``: ``mask`` ``(..., 1)``
+    says which hold an object, ``anchors`` (broadcastable to ``(..., 2)``) their anchor sizes."""
     xy = np.where(mask, truth[..., 0:2], 0.5)
     wh = np.where(mask, truth[..., 2:4], EMPTY_BOX)
-    raw = np.zeros(spec.shape, dtype=np.float64)
+    raw = np.zeros(truth.shape, dtype=np.float64)
     raw[..., 0:2] = codec.encode_xy(xy)
     raw[..., 2:4] = codec.encode_wh(wh, anchors)
     raw[..., OBJ_CH] = codec.obj_logit(truth[..., OBJ_CH])
@@ -173,7 +200,7 @@ def _perfect_raw(scene: Scene, codec: Codec) -> np.ndarray:
         logits = codec.class_logits(onehot)
         uniform = 0.0 if codec.cls == "softmax" else -CONFIDENT_LOGIT
         raw[..., CLS0:] = np.where(mask, logits, uniform)
-    return _read_only(raw.astype(np.float32))
+    return raw
 
 
 def _read_only(a: np.ndarray) -> np.ndarray:
@@ -230,7 +257,7 @@ def set_confidence(case: Case, codec: Codec, *, logit: float, where: str = "obje
     sel = mask if where == "objects" else ~mask
     raw = case.y_pred.copy()
     value = logit if codec.obj == "sigmoid" else (logit + CONFIDENT_LOGIT) / (2 * CONFIDENT_LOGIT)
-    raw[..., OBJ_CH] = np.where(sel, value, raw[..., OBJ_CH])
+    np.copyto(raw[..., OBJ_CH], value, where=sel)
     return case.derive(raw, f"set_confidence(logit={_fmt(logit)}, where={where!r})")
 
 
@@ -291,7 +318,7 @@ def noisy(scene: Scene, codec: Codec, *, seed: int, tiny_empty_boxes: bool = Fal
         raw = raw.copy()
         raw[..., 2:4] = np.where(empty[..., None], tiny, raw[..., 2:4])
     suffix = ", tiny_empty_boxes=True" if tiny_empty_boxes else ""
-    return Case(scene, raw.astype(np.float32), f"noisy(seed={seed}{suffix})")
+    return Case(scene, _read_only(raw), f"noisy(seed={seed}{suffix})")
 
 
 def boxes_near_truth(case: Case, codec: Codec, *, seed: int, spread: float = 0.1) -> Case:
@@ -334,8 +361,7 @@ def extreme(
         "all": slice(0, None),
     }[channels]
     raw = case.y_pred.copy()
-    block = raw[..., chans]
-    raw[..., chans] = np.where(sel[..., None], value, block)
+    np.copyto(raw[..., chans], value, where=sel[..., None])
     if codec is not None:
         raw = codec.clamp(raw)
     return case.derive(raw, f"extreme(value={_fmt(value)}, where={where!r}, channels={channels!r})")

@@ -199,7 +199,10 @@ class Codec:
         """Raw outputs limited to what each identity-coded channel can mean: centres, obj and
         class scores in [0, 1], sizes >= 0. A loss fed probabilities (its head applies the
         activation) is never probed with values no such head can produce. Saturating codecs
-        accept any raw value and are left alone."""
+        accept any raw value and are left alone: with no identity-coded channel, ``raw`` itself
+        is returned (no copy), else a float64 copy."""
+        if "identity" not in (self.xy, self.wh, self.obj, self.cls):
+            return raw
         out = np.array(raw, dtype=np.float64, copy=True)
         if self.xy == "identity":
             out[..., 0:2] = np.clip(out[..., 0:2], 0.0, 1.0)

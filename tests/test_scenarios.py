@@ -126,12 +126,16 @@ def test_shared_predictions_are_read_only_and_the_same_on_every_build():
     assert not first.y_pred.flags.writeable
     np.testing.assert_array_equal(first.y_pred, again.y_pred)
     moved = sc.set_confidence(first, Codec(), logit=-3.0)  # transforms copy
-    assert moved.y_pred.flags.writeable and (first.y_pred[..., 4].max() == 12.0)
+    assert first.y_pred[..., 4].max() == 12.0 and moved.y_pred[..., 4].max() == -3.0
     a = sc.noisy(scene, Codec(), seed=5)
     b = sc.noisy(scene, Codec(), seed=5, tiny_empty_boxes=True)
     c = sc.noisy(scene, Codec(), seed=5)
     np.testing.assert_array_equal(a.y_pred, c.y_pred)
-    assert a.y_pred.flags.writeable and not np.array_equal(a.y_pred[..., 2:4], b.y_pred[..., 2:4])
+    assert not np.array_equal(a.y_pred[..., 2:4], b.y_pred[..., 2:4])
+    # Every case's predictions are read-only: a property writing into them fails loudly
+    # instead of changing a prediction grid other cases share.
+    for case in (moved, a, b, sc.extreme(a, value=9.0, where="all", channels="obj")):
+        assert not case.y_pred.flags.writeable
 
 
 def test_ordinary_boxes_keep_the_slots_and_lift_degenerate_sizes():
