@@ -245,6 +245,7 @@ def _report_json(tmp_path, target, *flags):
     return json.loads(out.read_text())
 
 
+@pytest.mark.slow  # an audit in a subprocess
 def test_yad2k_cli_without_a_wrapper(tmp_path):
     """The done-means command: a YAD2K-style file audited as it is, per component."""
     report = _report_json(
@@ -699,6 +700,7 @@ def test_keras_yolo2_square_only_loss_says_to_use_a_square_grid():
     assert "assumes a square grid" in result.message and "--grid 4" in result.message
 
 
+@pytest.mark.slow  # an audit in a subprocess
 def test_yolov3_tf2_cli_without_a_wrapper(tmp_path):
     """The done-means command for yolov3-tf2: the factory audited as it is, anchors once."""
     report = _report_json(
