@@ -147,6 +147,31 @@ def test_evaluations_are_cached_by_input():
     assert ad.calls == 1
 
 
+def test_a_result_derived_from_gradients_outlives_them(monkeypatch):
+    """``Adapter.derived`` computes once per case and name, and serves the result without a
+    loss call after the case's gradients were let go (every component's ``finite`` reads it)."""
+    import tensorflow as tf
+
+    import lossaudit.adapter as adapter_module
+
+    ad = Adapter(lambda t, p: tf.reduce_sum(tf.square(p - t)))
+    seen = []
+
+    def nonzero(ev):
+        seen.append(ev)
+        return int(np.count_nonzero(ev.grads["total"]))
+
+    first = ad.derived(CASE, "nonzero", nonzero)
+    assert first == CASE.y_pred.size and ad.calls == 1
+    monkeypatch.setattr(adapter_module, "_GRADIENT_BYTES", 0)  # keep one case's gradients
+    other = noisy(SCENE, Codec(), seed=2)
+    ad.evaluate(other)  # CASE's gradients go
+    assert ad.derived(noisy(SCENE, Codec(), seed=1), "nonzero", nonzero) == first
+    assert ad.calls == 2 and len(seen) == 1
+    assert ad.derived(other, "nonzero", nonzero) == first and len(seen) == 2
+    assert ad.calls == 2  # other's gradients were still kept
+
+
 def test_none_and_ignored_names_get_plain_answers():
     import tensorflow as tf
 

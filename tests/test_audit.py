@@ -284,3 +284,27 @@ def test_an_opt_in_scenario_changes_no_other_result():
             " --only", " --degenerate-boxes --only"
         )
         assert a == b, name
+
+
+def test_properties_run_a_behaviour_at_a_time_and_are_reported_by_component():
+    """Every component's ``finite`` runs before any ``gradient_flows`` (the cases' gradients are
+    still kept for the next component), yet the report lists the results component by component."""
+    only = [
+        f"{c}.{b}"
+        for c in ("coordinates", "objects", "no_objects")
+        for b in ("finite", "gradient_flows")
+    ]
+    ran: list[str] = []
+    report = audit(
+        _ok_loss,
+        SPEC,
+        Codec(cls="sigmoid"),
+        settings=CI.replace(max_examples=2),
+        only=only,
+        progress=lambda index, total, name: ran.append(name),
+    )
+    assert ran == [f"{c}.finite" for c in ("coordinates", "objects", "no_objects")] + [
+        f"{c}.gradient_flows" for c in ("coordinates", "objects", "no_objects")
+    ]
+    assert [r.property for r in report.results] == only
+    assert all(str(r.status) == "pass" for r in report.results)

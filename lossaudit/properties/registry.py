@@ -140,6 +140,11 @@ class Context:
 def _nonfinite(ev: Evaluation) -> dict[str, tuple[float, np.ndarray, int]]:
     out = {}
     for role, grad in ev.grads.items():
+        anchors = grad.size // max(grad.shape[-1], 1) if grad.ndim else 1
+        if np.isfinite(grad.sum()):
+            # A sum is finite only when every entry is (a sum that overflows is checked below).
+            out[role] = (ev.values[role], np.empty((0, max(grad.ndim - 1, 0)), np.intp), anchors)
+            continue
         bad = ~np.isfinite(grad).all(axis=-1)
         out[role] = (ev.values[role], np.argwhere(bad), bad.size)
     return out
