@@ -132,7 +132,7 @@ T = TypeVar("T")
 
 #: Evaluations whose values the adapter keeps (a few hundred bytes each).
 _VALUES_KEPT = 50_000
-#: Results kept by :meth:`Adapter.derived` (each a few anchors' indices at most).
+#: Results kept by :meth:`Adapter.derived` (small: a few values and bit masks each).
 _DERIVED_KEPT = 4096
 _MISSING = object()
 #: Bytes of gradients the adapter keeps (72 evaluations of a 52x52x3x85 grid, 5 components).
@@ -514,7 +514,11 @@ class Adapter:
         found = self._truths.get(scene)
         if found is None:
             tf = import_tensorflow()
-            found = {k: tf.constant(v) for k, v in self.inputs(scene).items()}
+            encoded = self.inputs(scene)
+            try:
+                found = {k: tf.constant(v) for k, v in encoded.items()}
+            except Exception as exc:  # an encoding TensorFlow cannot take: the loss's error
+                raise LossError(describe_exception(exc)) from exc
             self._truths[scene] = found
             while len(self._truths) > 8:
                 self._truths.popitem(last=False)

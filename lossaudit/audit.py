@@ -408,7 +408,7 @@ def _run_all(
     After a hang the rest are not run (the worker thread is still busy with it).
 
     They run one behaviour at a time (every component's ``finite``, then every component's
-    ``non_negative``...): the components of one behaviour draw the same examples, so the
+    ``non_negative``..., the total's last): the components of one behaviour draw the same examples, so the
     second component on finds the cases' gradients still kept, where a component at a time
     would have let them go at large grids."""
     spec, codec, settings = ctx.spec, ctx.codec, ctx.settings
@@ -416,7 +416,12 @@ def _run_all(
     rank: dict[str, int] = {}
     for prop in selected:
         rank.setdefault(prop.behaviour, len(rank))
-    ordered = sorted(selected, key=lambda p: (rank[p.behaviour], order_key(p.component)))
+    # The total's properties stay last, as in the report: a stateful loss meets them after
+    # every other call, and a hang there leaves the components' results in place.
+    ordered = sorted(
+        selected,
+        key=lambda p: (p.component == "total", rank[p.behaviour], order_key(p.component)),
+    )
     results: dict[str, Result] = {}
     hung_in: str | None = None
     for index, prop in enumerate(ordered):

@@ -186,6 +186,27 @@ def test_a_user_defined_layout_audits_a_loss_in_its_own_convention():
     assert any("called through layout 'made-up'" in note for note in report.notes)
 
 
+def test_an_encoding_tensorflow_cannot_take_is_the_losses_error_not_a_crash():
+    """The truth goes to TensorFlow once per scene, outside the loss call: an encoded value it
+    cannot convert is still one error result, as any other failure of the first call."""
+    from lossaudit import audit
+    from lossaudit.settings import resolve
+
+    def encode(scene, frame):
+        return {**_encode_made_up(scene, frame), "extra": None}
+
+    broken = dataclasses.replace(MADE_UP, name="made-up-broken", encode=encode)
+    report = audit(
+        _boxes_and_flat_loss,
+        GridSpec(batch=2, H=3, W=4, anchors=2, classes=1),
+        settings=resolve("ci").replace(max_examples=2),
+        layout=broken,
+    )
+    (result,) = report.results
+    assert str(result.status) == "error" and "the loss cannot be evaluated" in result.message
+    assert "NoneType" in result.message
+
+
 def test_a_tuple_return_without_names_says_how_to_name_it():
     from lossaudit import audit
 

@@ -145,12 +145,7 @@ def governed_union(ctx: Context, role: str, scene: Any) -> tuple[np.ndarray, np.
 
 
 def cells_where(mask: np.ndarray) -> tuple[tuple[int, int, int, int], ...]:
-    return cells_at(np.argwhere(mask))
-
-
-def cells_at(indices: np.ndarray) -> tuple[tuple[int, int, int, int], ...]:
-    """Anchors ``(b, i, j, a)`` from an ``(n, 4)`` index array (``np.argwhere``'s)."""
-    return tuple(tuple(int(v) for v in idx) for idx in indices)  # type: ignore[misc]
+    return tuple(tuple(int(v) for v in idx) for idx in np.argwhere(mask))  # type: ignore[misc]
 
 
 def fmt(v: float) -> str:

@@ -14,7 +14,6 @@ from lossaudit.components import COMPONENTS
 from lossaudit.properties._helpers import (
     CHANNELS,
     ZERO_GRAD,
-    cells_at,
     cells_where,
     channel_groups,
     fmt,
@@ -90,10 +89,10 @@ def finite(ctx: Context, role: str, d: dict[str, Any]) -> Outcome:
         "(use the from-logits loss), a division without an epsilon, sqrt at 0"
     )
     for case in _finite_cases(ctx, d):
-        v, bad, anchors = ctx.nonfinite(case)[role]
+        v, bad = ctx.nonfinite(case)[role]
         if not np.isfinite(v):
             observed = f"{role} = {v} on {case.label}{hint}"
-        elif len(bad):
+        elif bad.any():
             observed = f"{role} = {fmt(v)} but its gradient is non-finite on {case.label}{hint}"
         else:
             continue
@@ -101,8 +100,8 @@ def finite(ctx: Context, role: str, d: dict[str, Any]) -> Outcome:
             "fail",
             expected=expected,
             observed=observed,
-            cells=cells_at(bad),
-            of=anchors,
+            cells=cells_where(bad),
+            of=bad.size,
             values={"value": v},
         )
     return Outcome.ok()

@@ -123,13 +123,20 @@ class Context:
             raise NonFinite(role, case.label, v)
         return v
 
-    def nonfinite(self, case: Case) -> dict[str, tuple[float, np.ndarray, int]]:
-        """Per component on ``case``: ``(value, anchors whose gradient is not finite as an
-        (n, 4) index array, anchors in all)``. Kept per case, so every component's ``finite``
-        reads a case's gradients once."""
+    def nonfinite(self, case: Case) -> dict[str, tuple[float, np.ndarray]]:
+        """Per component on ``case``: ``(value, mask of the anchors whose gradient is not
+        finite)``. Kept per case, so every component's ``finite`` reads a case's gradients
+        once."""
         if len(self.seen) < 16:
             self.seen.append(case)
-        return self.adapter.derived(case, "nonfinite", _nonfinite)
+        out = {}
+        for role, (value, packed, shape) in self.adapter.derived(
+            case, "nonfinite", _nonfinite
+        ).items():
+            size = int(np.prod(shape))
+            bits = np.zeros(size, bool) if packed is None else np.unpackbits(packed, count=size)
+            out[role] = (value, bits.astype(bool).reshape(shape))
+        return out
 
     @property
     def components(self) -> tuple[str, ...]:
@@ -137,16 +144,19 @@ class Context:
         return tuple(r for r in self.roles if r != "total")
 
 
-def _nonfinite(ev: Evaluation) -> dict[str, tuple[float, np.ndarray, int]]:
-    out = {}
+def _nonfinite(ev: Evaluation) -> dict[str, tuple[float, np.ndarray | None, tuple[int, ...]]]:
+    """Per role: its value, the anchors whose gradient is not finite as packed bits (``None``
+    when there are none) and the anchors' shape. Bits, not indices: a gradient that is NaN
+    everywhere would otherwise keep a megabyte of indices per case."""
+    out: dict[str, tuple[float, np.ndarray | None, tuple[int, ...]]] = {}
     for role, grad in ev.grads.items():
-        anchors = grad.size // max(grad.shape[-1], 1) if grad.ndim else 1
-        if np.isfinite(grad.sum()):
-            # A sum is finite only when every entry is (a sum that overflows is checked below).
-            out[role] = (ev.values[role], np.empty((0, max(grad.ndim - 1, 0)), np.intp), anchors)
-            continue
-        bad = ~np.isfinite(grad).all(axis=-1)
-        out[role] = (ev.values[role], np.argwhere(bad), bad.size)
+        shape = grad.shape[:-1]
+        with np.errstate(over="ignore", invalid="ignore"):
+            # A sum is finite only when every entry is (one that overflows is checked below).
+            clean = bool(np.isfinite(grad.sum()))
+        bad = None if clean else ~np.isfinite(grad).all(axis=-1)
+        packed = np.packbits(bad) if bad is not None and bad.any() else None
+        out[role] = (ev.values[role], packed, shape)
     return out
 
 
