@@ -100,7 +100,10 @@ def test_degenerate_boxes_shrink_to_width_zero_in_the_first_cell():
 
 
 def test_every_kind_of_degenerate_box_is_drawn():
-    from hypothesis import find
+    from hypothesis import Phase, find
+
+    # Drawn is all this asks: no shrinking toward a minimal box (it took 20 s of 20.1).
+    drawn = settings(phases=[Phase.generate], database=None, max_examples=2000)
 
     for check in (
         lambda o: o.w == 0 and o.h > 0,
@@ -110,4 +113,4 @@ def test_every_kind_of_degenerate_box_is_drawn():
         lambda o: o.w > 0.05 and abs((o.j + o.x) / SPEC.W + o.w / 2 - 1) < 1e-9,
         lambda o: o.h > 0.05 and abs((o.i + o.y) / SPEC.H - o.h / 2) < 1e-9,
     ):
-        find(ls.degenerate_objects(SPEC), check)
+        find(ls.degenerate_objects(SPEC), check, settings=drawn)
