@@ -33,10 +33,12 @@ import numpy as np
 import xxhash
 
 from lossaudit.calling import (
+    as_traced,
     capture_summaries,
     component_tensor,
     describe_exception,
     import_tensorflow,
+    own_function,
     reported,
     unwrap_loss,
 )
@@ -306,14 +308,17 @@ class Adapter:
         (traceable)."""
         tf = import_tensorflow()
         # Autograph converts the user's loss (it may branch on tensors), not lossaudit's own
-        # bookkeeping around it.
+        # bookkeeping around it (see own_function; these stay plain where it falls back).
         plain = tf.autograph.experimental.do_not_convert
-        normalise, framed, loss_for = (
+        normalise, framed, loss_of = (
             plain(self._normalise),
             plain(self._frame),
             plain(self._loss_for),
         )
         layout = self.layout
+
+        def loss_for(frame: Frame) -> Callable[..., Any]:
+            return as_traced(loss_of(frame))
 
         def forward(truth: Any, y_pred: Any, flipped: bool = False) -> Any:
             batch = int(y_pred.shape[0])
@@ -376,7 +381,7 @@ class Adapter:
 
         if mode == "eager":
             return run
-        return tf.function(run, jit_compile=(mode == "xla"))
+        return own_function(run, jit_compile=(mode == "xla"))
 
     def values(self, case: Case) -> dict[str, float]:
         """The components' values on ``case`` (default mode). When no evaluation of it is at
@@ -409,9 +414,8 @@ class Adapter:
 
     def _values_runner(self) -> Callable[..., Any]:
         if self._forward_only is None:
-            tf = import_tensorflow()
             forward = self.forward()
-            self._forward_only = tf.function(
+            self._forward_only = own_function(
                 lambda truth, y_pred, flipped=False: forward(truth, y_pred, flipped)[1]
             )
         return self._forward_only

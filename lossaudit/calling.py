@@ -23,10 +23,12 @@ from lossaudit.errors import InvalidArgument, LossError, invalid
 from lossaudit.jsonable import printable
 
 __all__ = [
+    "as_traced",
     "capture_summaries",
     "component_tensor",
     "describe_exception",
     "import_tensorflow",
+    "own_function",
     "printed_values",
     "reported",
     "unwrap_loss",
@@ -69,6 +71,42 @@ def _tf() -> Any:
 def import_tensorflow() -> Any:
     """Import TensorFlow without its start-up noise on the terminal; returns the module."""
     return _tf()
+
+
+def _autograph_enabled() -> Any:
+    """AutoGraph's "enabled" status, to hand to ``tf_convert``; None where this TensorFlow has
+    no such object (then lossaudit's own functions are converted too, as before)."""
+    if not hasattr(_autograph_enabled, "ctx"):
+        try:
+            from tensorflow.python.autograph.core import ag_ctx
+
+            _autograph_enabled.ctx = ag_ctx.ControlStatusCtx(  # type: ignore[attr-defined]
+                status=ag_ctx.Status.ENABLED
+            )
+        except Exception:  # an older or newer TensorFlow: fall back
+            _autograph_enabled.ctx = None  # type: ignore[attr-defined]
+    return _autograph_enabled.ctx  # type: ignore[attr-defined]
+
+
+def own_function(fn: Callable[..., Any], **kw: Any) -> Any:
+    """``tf.function(fn, **kw)`` for lossaudit's own code around a user's loss: AutoGraph does
+    not convert ``fn`` (our bookkeeping needs no conversion, and converting it cost about a
+    second per audit), and the user's loss, called through :func:`as_traced`, is converted as
+    ``tf.function`` would convert it."""
+    tf = _tf()
+    return tf.function(fn, autograph=_autograph_enabled() is None, **kw)
+
+
+def as_traced(loss: Callable[..., Any]) -> Callable[..., Any]:
+    """The user's ``loss`` as a ``tf.function`` would call it: converted by AutoGraph (its
+    Python ``if`` and ``for`` on tensors become graph ops) while a function is being traced,
+    and as written when run eagerly (the eager reference ``total.graph_parity`` compares with).
+    What AutoGraph leaves alone (Keras, TensorFlow) stays unconverted, as before."""
+    tf = _tf()
+    enabled = _autograph_enabled()
+    if enabled is None or not tf.inside_function():
+        return loss
+    return tf.__internal__.autograph.tf_convert(loss, enabled)
 
 
 _SKIP_FRAMES = (

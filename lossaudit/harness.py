@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from lossaudit.adapter import Adapter
-from lossaudit.calling import describe_exception, import_tensorflow
+from lossaudit.calling import describe_exception, import_tensorflow, own_function
 from lossaudit.errors import InvalidArgument, LossError, invalid
 from lossaudit.spec import Scene
 
@@ -132,7 +132,7 @@ def _train(
     if not eager:
         # Only the step is traced: it runs hundreds of times. The components' gradients are
         # taken once per run, and one eager pass costs a fraction of tracing the loss again.
-        step = tf.function(step)
+        step = own_function(step)
     history: dict[str, list[float]] = {}
     param_grads: dict[str, np.ndarray] = {}
     error = None
