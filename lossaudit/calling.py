@@ -106,7 +106,21 @@ def as_traced(loss: Callable[..., Any]) -> Callable[..., Any]:
     enabled = _autograph_enabled()
     if enabled is None or not tf.inside_function():
         return loss
-    return tf.__internal__.autograph.tf_convert(loss, enabled)
+    return _Converted(loss, tf.__internal__.autograph.tf_convert(loss, enabled))
+
+
+class _Converted:
+    """Calls the converted loss; every attribute is the loss's own, so a layout still reads
+    ``__self__`` (a method's object) or ``__globals__`` (its module) off what it is handed."""
+
+    def __init__(self, loss: Callable[..., Any], converted: Callable[..., Any]) -> None:
+        self._loss, self._converted = loss, converted
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self._converted(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._loss, name)
 
 
 _SKIP_FRAMES = (

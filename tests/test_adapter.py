@@ -138,6 +138,45 @@ def test_graph_breakage_falls_back_to_eager_and_is_recorded():
     assert ad.default_mode == "eager" and "numpy" in ad.graph_error
 
 
+#: The functions AutoGraph converted that were running when ``_branching`` was last traced.
+CONVERTED: list[str] = []
+
+
+def _branching(y_true, y_pred):
+    import sys
+
+    import tensorflow as tf
+
+    frame, CONVERTED[:] = sys._getframe(), []
+    while frame is not None:
+        if "__autograph_generated" in frame.f_code.co_filename:
+            CONVERTED.append(frame.f_code.co_name)
+        frame = frame.f_back
+    # Python control flow on tensors: only AutoGraph makes it traceable.
+    total = tf.constant(0.0)
+    for k in tf.range(2):
+        total += tf.reduce_sum(tf.square(y_pred[..., k] - y_true[..., k]))
+    if tf.reduce_sum(y_true[..., 4]) > 0:
+        total += tf.reduce_sum(tf.square(y_pred[..., 4] - y_true[..., 4]))
+    return total
+
+
+def test_autograph_converts_the_users_loss_but_not_lossaudits_wrappers():
+    from lossaudit.harness import train
+
+    ad = Adapter(_branching)
+    graph, error = ad.try_mode(CASE, "graph")
+    assert error is None and not ad.graph_error, error
+    assert CONVERTED == ["tf___branching"]  # lossaudit's own functions around it: as written
+    eager = ad.try_mode(CASE, "eager")[0]
+    assert CONVERTED == []  # eagerly, the loss runs as written
+    np.testing.assert_allclose(graph.values["total"], eager.values["total"], rtol=1e-5)
+    np.testing.assert_allclose(graph.grads["total"], eager.grads["total"], rtol=1e-4, atol=1e-6)
+    run = train(ad, SCENE, start=CASE.y_pred, steps=3)  # the traced training step converts it too
+    assert run.error is None and run.values["total"][-1] < run.values["total"][0]
+    assert CONVERTED == ["tf___branching"]
+
+
 def test_evaluations_are_cached_by_input():
     import tensorflow as tf
 
