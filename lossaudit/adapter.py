@@ -44,7 +44,7 @@ from lossaudit.calling import (
 )
 from lossaudit.components import COMPONENTS, base_roles, check_mapping, group
 from lossaudit.errors import LossError
-from lossaudit.layouts import CANONICAL, Frame, Layout
+from lossaudit.layouts import BUILT_IN, CANONICAL, Frame, Layout
 from lossaudit.layouts.base import from_factory
 from lossaudit.options import LossOptions
 from lossaudit.scenarios import Case
@@ -310,22 +310,26 @@ class Adapter:
         # Autograph converts the user's loss (it may branch on tensors), not lossaudit's own
         # bookkeeping around it (see own_function; these stay plain where it falls back).
         plain = tf.autograph.experimental.do_not_convert
-        normalise, framed, loss_of = (
+        normalise, framed, loss_for = (
             plain(self._normalise),
             plain(self._frame),
             plain(self._loss_for),
         )
         layout = self.layout
 
-        def loss_for(frame: Frame) -> Callable[..., Any]:
-            return as_traced(loss_of(frame))
+        # A user's layout is user code: AutoGraph converts its call and what that calls, as it
+        # did when it converted everything; a built-in layout's call runs as written.
+        builtin = any(layout is known for known in BUILT_IN.values())
 
         def forward(truth: Any, y_pred: Any, flipped: bool = False) -> Any:
             batch = int(y_pred.shape[0])
             captured: dict[str, Any] = {}
             frame = framed(tuple(y_pred.shape), flipped)
             with capture_summaries(captured, layout.print_names):
-                out = layout.call(loss_for(frame), truth, y_pred, frame)
+                if builtin:
+                    out = layout.call(as_traced(loss_for(frame)), truth, y_pred, frame)
+                else:
+                    out = as_traced(layout.call)(loss_for(frame), truth, y_pred, frame)
             comps, total_given, names = normalise(out, captured, batch)
             scalars = {r: (tf.reduce_mean(v) if v.shape.rank == 1 else v) for r, v in comps.items()}
             return comps, scalars, total_given, names

@@ -73,51 +73,78 @@ def import_tensorflow() -> Any:
     return _tf()
 
 
-def _autograph_enabled() -> Any:
-    """AutoGraph's "enabled" status, to hand to ``tf_convert``; None where this TensorFlow has
-    no such object (then lossaudit's own functions are converted too, as before)."""
-    if not hasattr(_autograph_enabled, "ctx"):
+def _autograph() -> Callable[[Callable[..., Any], tuple[Any, ...], dict[str, Any]], Any] | None:
+    """``call(fn, args, kwargs)``: ``fn`` called as ``tf.function`` calls what its traced code
+    calls, converted by AutoGraph (recursively, its allowlist applied: Keras and TensorFlow run
+    as written; no optional features). None where this TensorFlow lacks the pieces (then
+    lossaudit's own functions are converted too, as before)."""
+    if not hasattr(_autograph, "call"):
         try:
-            from tensorflow.python.autograph.core import ag_ctx
+            from tensorflow.python.autograph.core import ag_ctx, converter
+            from tensorflow.python.autograph.impl import api
 
-            _autograph_enabled.ctx = ag_ctx.ControlStatusCtx(  # type: ignore[attr-defined]
-                status=ag_ctx.Status.ENABLED
+            enabled = ag_ctx.ControlStatusCtx(status=ag_ctx.Status.ENABLED)
+            options = converter.ConversionOptions(
+                recursive=True, user_requested=False, optional_features=None
             )
+
+            def call(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+                with enabled:
+                    return api.converted_call(fn, args, kwargs, options=options)
+
+            _autograph.call = call  # type: ignore[attr-defined]
         except Exception:  # an older or newer TensorFlow: fall back
-            _autograph_enabled.ctx = None  # type: ignore[attr-defined]
-    return _autograph_enabled.ctx  # type: ignore[attr-defined]
+            _autograph.call = None  # type: ignore[attr-defined]
+    return _autograph.call  # type: ignore[attr-defined]
 
 
 def own_function(fn: Callable[..., Any], **kw: Any) -> Any:
     """``tf.function(fn, **kw)`` for lossaudit's own code around a user's loss: AutoGraph does
-    not convert ``fn`` (our bookkeeping needs no conversion, and converting it cost about a
-    second per audit), and the user's loss, called through :func:`as_traced`, is converted as
-    ``tf.function`` would convert it."""
+    not convert ``fn`` (our bookkeeping needs no conversion, and converting it cost up to a
+    second of tracing per audit), and the user's loss, called through :func:`as_traced`, is
+    converted as ``tf.function`` would convert it."""
     tf = _tf()
-    return tf.function(fn, autograph=_autograph_enabled() is None, **kw)
+    if _autograph() is None:
+        return tf.function(fn, **kw)
+
+    @functools.wraps(fn)
+    def traced(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except Exception as exc:
+            # As tf.function's own AutoGraph entry does, once, at the top: an error raised in
+            # converted code is re-raised naming the user's line ("in user code: ...").
+            if hasattr(exc, "ag_error_metadata"):
+                raise exc.ag_error_metadata.to_exception(exc) from exc
+            raise
+
+    return tf.function(traced, autograph=False, **kw)
 
 
 def as_traced(loss: Callable[..., Any]) -> Callable[..., Any]:
-    """The user's ``loss`` as a ``tf.function`` would call it: converted by AutoGraph (its
-    Python ``if`` and ``for`` on tensors become graph ops) while a function is being traced,
-    and as written when run eagerly (the eager reference ``total.graph_parity`` compares with).
-    What AutoGraph leaves alone (Keras, TensorFlow) stays unconverted, as before."""
+    """The user's ``loss`` (or a user's layout's ``call``) as a ``tf.function`` would call it:
+    converted by AutoGraph (its Python ``if`` and ``for`` on tensors become graph ops) while a
+    function is being traced, and as written when run eagerly (the eager reference
+    ``total.graph_parity`` compares with)."""
     tf = _tf()
-    enabled = _autograph_enabled()
-    if enabled is None or not tf.inside_function():
+    if _autograph() is None or not tf.inside_function():
         return loss
-    return _Converted(loss, tf.__internal__.autograph.tf_convert(loss, enabled))
+    return _Converted(loss)
 
 
 class _Converted:
-    """Calls the converted loss; every attribute is the loss's own, so a layout still reads
-    ``__self__`` (a method's object) or ``__globals__`` (its module) off what it is handed."""
+    """Calls the loss converted. Every attribute is the loss's own, so a layout still reads
+    ``__self__`` (a method's object) or ``__globals__`` (its module) off what it is handed, and
+    ``inspect.signature`` the loss's parameters (``__wrapped__``)."""
 
-    def __init__(self, loss: Callable[..., Any], converted: Callable[..., Any]) -> None:
-        self._loss, self._converted = loss, converted
+    def __init__(self, loss: Callable[..., Any]) -> None:
+        self._loss = loss
+        self.__wrapped__ = loss
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return self._converted(*args, **kwargs)
+        call = _autograph()
+        assert call is not None
+        return call(self._loss, args, kwargs)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._loss, name)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+
 import numpy as np
 import pytest
 
@@ -175,6 +178,55 @@ def test_autograph_converts_the_users_loss_but_not_lossaudits_wrappers():
     run = train(ad, SCENE, start=CASE.y_pred, steps=3)  # the traced training step converts it too
     assert run.error is None and run.values["total"][-1] < run.values["total"][0]
     assert CONVERTED == ["tf___branching"]
+
+
+def _yad2k_loss(args, anchors, num_classes, rescore_confidence=False, scale=1.0):
+    import tensorflow as tf
+
+    return scale * tf.reduce_sum(tf.square(args[0])) + 0.0 * tf.reduce_sum(args[1])
+
+
+class _CallableLoss:
+    def __call__(self, args, anchors, num_classes):
+        return _yad2k_loss(args, anchors, num_classes)
+
+
+@pytest.mark.parametrize(
+    "loss", [functools.partial(_yad2k_loss, scale=2.0), _CallableLoss()], ids=["partial", "object"]
+)
+def test_a_converted_loss_keeps_its_signature_for_the_layout(loss):
+    """yad2k's layout passes keywords only a loss that takes them (inspect.signature): the loss
+    converted for tracing still shows its own parameters, so graph mode traces."""
+    from lossaudit.layouts import BUILT_IN
+    from lossaudit.layouts.base import Frame
+
+    spec = GridSpec(batch=1, H=3, W=3, anchors=2, classes=2)
+    case = noisy(Scene(spec, (Obj(0, 1, 2, 1, 0.4, 0.6, 0.3, 0.2, 1),)), Codec(), seed=1)
+    frame = Frame(spec, Codec(anchor_sizes=((0.2, 0.3), (0.5, 0.5))))
+    ad = Adapter(loss, layout=BUILT_IN["yad2k"], frame=frame)
+    graph, error = ad.try_mode(case, "graph")
+    assert error is None, error
+    eager = ad.try_mode(case, "eager")[0]
+    np.testing.assert_allclose(graph.values["total"], eager.values["total"], rtol=1e-5)
+
+
+def test_a_users_layout_is_converted_as_user_code():
+    """A layout of the user's own is user code: its Python ``if`` on a tensor traces."""
+    import tensorflow as tf
+
+    from lossaudit.layouts import CANONICAL
+
+    def call(loss, truth, y_pred, frame):
+        out = loss(truth["y_true"], y_pred)
+        if tf.reduce_sum(truth["y_true"][..., 4]) > 0:
+            out = out * 1.0
+        return out
+
+    layout = dataclasses.replace(CANONICAL, name="mine", call=call)
+    ad = Adapter(lambda t, p: tf.reduce_sum(tf.square(p - t)), layout=layout)
+    graph, error = ad.try_mode(CASE, "graph")
+    assert error is None and not ad.graph_error, error
+    assert graph.values["total"] == pytest.approx(ad.try_mode(CASE, "eager")[0].values["total"])
 
 
 def test_evaluations_are_cached_by_input():
